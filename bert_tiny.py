@@ -1,0 +1,8 @@
+"""BERT-tiny fine-tuned on SST-2, built for 1 chip, against the PyTorch reference on the CPU."""
+from common.proofpoint import ProofPoint, main
+
+SPEC = ProofPoint(name="bert_tiny", description=__doc__, model="M-FAC/bert-tiny-finetuned-sst2",
+                  num_chips=1)
+
+if __name__ == "__main__":
+    raise SystemExit(main(SPEC))

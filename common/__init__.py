@@ -1,0 +1,1 @@
+"""Shared machinery of the BERT proof points: load, tokenize, build, evaluate, report."""

@@ -1,0 +1,148 @@
+"""ONNX Runtime backend: export, BERT graph fusions, fp16 (CUDA) or INT8, one session on all cores."""
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..batching import INPUT_NAMES, Batch
+from ..cache import BuildCache, cache_key
+from ..checkpoints import Checkpoint
+from ..errors import UserError
+from .base import BuildOptions, Calibration, Runner
+
+NAME = "onnxruntime"
+STATIC_SHAPE = False
+MODEL_FILE = "model.onnx"
+FP32_FILE = "model-fp32.onnx"
+OPSET = 17
+
+
+def available() -> tuple[bool, str]:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        return False, f"onnxruntime does not import ({exc})"
+    return True, ""
+
+
+def library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def check_options(options: BuildOptions) -> None:
+    """Reject combinations this backend cannot build, before any work."""
+    import onnxruntime as ort
+
+    if options.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise UserError("--device cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
+                        f"offers {', '.join(ort.get_available_providers())}")
+    if options.precision == "fp16" and options.device != "cuda":
+        raise UserError("fp16 builds run on CUDA only (--device cuda); the CPU build stays fp32")
+
+
+def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
+          calibration: Calibration | None = None) -> Runner:
+    check_options(options)
+    key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": asdict(options),
+                 "versions": library_versions()}
+    if options.precision == "int8" and options.quantization == "static":
+        key_parts["calibration"] = calibration.key()
+    label = options.precision if options.precision != "int8" else f"int8-{options.quantization}"
+    cached = cache.get_or_build(
+        f"ort-{label}-{options.device}", cache_key(key_parts),
+        lambda folder: _build(folder, checkpoint.model, example, options, calibration))
+    files = {name: meta["bytes"] for name, meta in cached.state["files"].items()}
+    return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
+                  precision=options.precision, predict=_session(cached.folder / MODEL_FILE, options),
+                  build_seconds=cached.seconds, cache_hit=cached.hit, files=files,
+                  facts=cached.state["facts"])
+
+
+def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildOptions,
+           calibration: Calibration | None) -> dict:
+    quantize = options.precision == "int8"
+    stages = ["export", "optimise"] + (["quantise"] if quantize else [])
+    with tqdm(total=len(stages), desc="build onnxruntime", unit="stage") as bar:
+        bar.set_postfix_str("export")
+        exported = folder / "exported.onnx"
+        export_onnx(model, example, exported)
+        bar.update()
+        bar.set_postfix_str("optimise")
+        optimised = folder / (FP32_FILE if quantize else MODEL_FILE)
+        fused = optimise(exported, optimised, model.config, options)
+        exported.unlink()
+        bar.update()
+        facts = {"fused_operators": fused}
+        if quantize:
+            from .ort_quantize import quantize_model
+
+            bar.set_postfix_str("quantise")
+            facts.update(quantize_model(optimised, folder / MODEL_FILE, options, calibration))
+            bar.update()
+    return facts
+
+
+@contextmanager
+def _eager_attention(model: torch.nn.Module):
+    """Export with eager attention: ONNX Runtime's attention fusion does not recognise SDPA's graph."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(previous)
+
+
+def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> None:
+    """TorchScript-based export with dynamic batch and sequence axes (the path ORT's fusions match)."""
+    args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    with _eager_attention(model), warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, args, str(path), dynamo=False, input_names=list(INPUT_NAMES),
+                          output_names=["logits"], dynamic_axes={**axes, "logits": {0: "batch"}},
+                          opset_version=OPSET, do_constant_folding=True)
+
+
+def optimise(source: Path, target: Path, config, options: BuildOptions) -> dict[str, int]:
+    """ONNX Runtime's BERT fusions (attention, embed/skip LayerNorm, GELU); fp16 on CUDA."""
+    from onnxruntime.transformers import optimizer
+
+    model = optimizer.optimize_model(str(source), model_type="bert",
+                                     num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size, opt_level=0,
+                                     use_gpu=options.device == "cuda")
+    if options.precision == "fp16":
+        model.convert_float_to_float16(keep_io_types=True)
+    model.save_model_to_file(str(target))
+    return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+
+
+def _session(path: Path, options: BuildOptions):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count() or 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if options.device == "cuda"
+                 else ["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), so, providers=providers)
+    names = [i.name for i in session.get_inputs()]
+
+    def predict(batch: Batch) -> np.ndarray:
+        return session.run(["logits"], {name: batch[name] for name in names})[0]
+
+    return predict

@@ -1,0 +1,134 @@
+"""Build folders on disk: keyed, locked, verified, and only ever published whole.
+
+A build is written into a private temporary folder and renamed into place after its state file
+records every file's size and hash; a later run trusts an entry only if all of them still match.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import UserError
+from .files import file_sha256, write_atomic
+
+REBUILD_POLICIES = ("if_needed", "always", "never")
+STATE_FILE = "state.json"
+FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bert-proof-points"
+
+
+def cache_key(parts: dict) -> str:
+    """A stable hash of everything a build depends on (weights digest, options, versions)."""
+    text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedBuild:
+    folder: Path
+    hit: bool
+    seconds: float  # build time, or the time to find and verify a cached build
+    state: dict
+
+
+class BuildCache:
+    def __init__(self, root: Path, rebuild: str = "if_needed"):
+        if rebuild not in REBUILD_POLICIES:
+            raise UserError(f"--rebuild must be one of {', '.join(REBUILD_POLICIES)}")
+        self.root = Path(root).expanduser()
+        self.rebuild = rebuild
+
+    def ensure_writable(self) -> None:
+        """Fail before any work if the cache folder cannot be created or written."""
+        try:
+            for sub in ("entries", "tmp", "locks"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.root / "tmp", prefix="probe-")
+            probe.close()
+        except OSError as exc:
+            raise UserError(f"cache folder '{self.root}' cannot be written ({exc.strerror or exc}); "
+                            "choose another with --cache-dir DIR") from None
+
+    def get_or_build(self, name: str, key: str, build: Callable[[Path], dict]) -> CachedBuild:
+        """Return a verified entry for `key`, building it with `build(folder) -> facts` if needed."""
+        entry = self.root / "entries" / f"{name}-{key[:16]}"
+        start = time.perf_counter()
+        if self.rebuild != "always":
+            state, problem = self._verify(entry, key)
+            if state is not None:
+                return CachedBuild(entry, True, time.perf_counter() - start, state)
+            if self.rebuild == "never":
+                raise UserError(f"--rebuild never: no usable cached build '{entry.name}' in "
+                                f"'{self.root}' ({problem})")
+            if problem != "not built yet":
+                print(f"cache entry '{entry.name}' is unusable ({problem}); rebuilding", file=sys.stderr)
+        self.ensure_writable()
+        with self._lock(entry.name):
+            if self.rebuild != "always":  # another process may have built it while we waited
+                state, _ = self._verify(entry, key)
+                if state is not None:
+                    return CachedBuild(entry, True, time.perf_counter() - start, state)
+            state = self._build_into(entry, key, build, start)
+        return CachedBuild(entry, False, state["build_seconds"], state)
+
+    def _build_into(self, entry: Path, key: str, build: Callable[[Path], dict], start: float) -> dict:
+        work = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=entry.name + "."))
+        try:
+            facts = build(work)
+            files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+                     for p in sorted(work.iterdir()) if p.is_file()}
+            state = {"key": key, "files": files, "facts": facts,
+                     "build_seconds": time.perf_counter() - start, "created": time.time()}
+            write_atomic(work / STATE_FILE, json.dumps(state, indent=2))
+            if entry.exists():  # stale, damaged or rebuilt on purpose: move aside, then delete
+                trash = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="old."))
+                os.rename(entry, trash / "entry")
+                shutil.rmtree(trash, ignore_errors=True)
+            os.rename(work, entry)
+            return state
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def _verify(entry: Path, key: str) -> tuple[dict | None, str]:
+        """(state, "") for a complete entry of this key; (None, why not) otherwise."""
+        if not entry.is_dir():
+            return None, "not built yet"
+        try:
+            state = json.loads((entry / STATE_FILE).read_text())
+            files = state["files"]
+            if state["key"] != key:
+                return None, "built for another key"
+            for file, meta in files.items():
+                path = entry / file
+                if not path.is_file() or path.stat().st_size != meta["bytes"]:
+                    return None, f"{file} is missing or truncated"
+                if file_sha256(path) != meta["sha256"]:
+                    return None, f"{file} does not match its recorded hash"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None, "its state file is missing or unreadable"
+        return state, ""
+
+    @contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        with open(self.root / "locks" / f"{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

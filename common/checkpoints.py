@@ -1,0 +1,84 @@
+"""Load a 2-label sequence classifier and its tokenizer, from a local folder or a hub id."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from .errors import UserError, first_line
+from .hub import ensure_hub_reachable
+
+LOCAL_HINT = "pass a local checkpoint folder with --model DIR"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str  # what the user passed: hub id or folder
+    digest: str  # hash of the weights, part of every build's cache key
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """Hash every parameter and buffer so a changed checkpoint never reuses an old build."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tensor.dtype).encode())
+        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_classifier(config, source: str) -> None:
+    architectures = getattr(config, "architectures", None) or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        found = ", ".join(architectures) or "no architecture"
+        raise UserError(f"'{source}' is not a sequence classifier ({found}); "
+                        "the proof points need a checkpoint fine-tuned for SST-2")
+    if config.num_labels != 2:
+        raise UserError(f"'{source}' has {config.num_labels} labels; SST-2 needs a 2-label classifier")
+
+
+def load_checkpoint(source: str) -> Checkpoint:
+    """Load model (fp32, eval mode, CPU) and tokenizer; every failure becomes a UserError."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"--model '{source}' is a file; expected a checkpoint folder or hub id")
+        if not (path / "config.json").is_file():
+            raise UserError(f"'{source}' is not a checkpoint folder: it has no config.json")
+        if not any((path / name).is_file() for name in TOKENIZER_FILES):
+            raise UserError(f"'{source}' has no tokenizer (none of {', '.join(TOKENIZER_FILES)})")
+        location = str(path)
+    else:
+        if source.startswith((".", "/", "~")) or source.count("/") > 1:
+            raise UserError(f"checkpoint folder '{source}' does not exist")
+        ensure_hub_reachable("model", source, LOCAL_HINT)
+        location = source
+    try:
+        config = AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the checkpoint config of '{source}': {first_line(exc)}") from None
+    _check_classifier(config, source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(f"cannot load a tokenizer from '{source}': {first_line(exc)}") from None
+    if len(tokenizer) > config.vocab_size:
+        raise UserError(f"the tokenizer of '{source}' has {len(tokenizer)} tokens, "
+                        f"more than the model's {config.vocab_size}")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot load the weights of '{source}': {first_line(exc)}") from None
+    model.eval()
+    return Checkpoint(model=model, tokenizer=tokenizer, source=source, digest=weights_digest(model))
+

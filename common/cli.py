@@ -1,0 +1,77 @@
+"""The command line every proof-point script shares."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from .backends import CHOICES
+from .backends.base import QUANTIZATIONS
+from .cache import REBUILD_POLICIES, default_cache_dir
+from .sst2 import DEFAULT_DATASET
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_LENGTH = 128
+DEFAULT_CALIBRATION_SAMPLES = 1000
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def int_in(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high}]")
+        return value
+    return parse
+
+
+def build_parser(prog: str, description: str, default_model: str, num_chips: int,
+                 quantize: bool) -> argparse.ArgumentParser:
+    p = OneLineParser(prog=prog, description=description)
+    p.add_argument("--model", default=default_model,
+                   help=f"hub id or local checkpoint folder (default: {default_model})")
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="hub dataset id or local .tsv/.csv/.parquet/.jsonl file with sentence and "
+                        f"label columns (default: {DEFAULT_DATASET})")
+    p.add_argument("--split", default="validation", help="split of a hub dataset (default: validation)")
+    p.add_argument("--limit", type=int_in(1, 10_000_000), help="evaluate only the first N sentences")
+    p.add_argument("--backend", choices=CHOICES, default="auto",
+                   help="auto: GroqFlow where GroqWare is usable, else ONNX Runtime")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="ONNX Runtime device; cuda builds fp16 (needs onnxruntime-gpu)")
+    p.add_argument("--num-chips", type=int_in(1, 64), default=num_chips,
+                   help=f"GroqCards to build for (default: {num_chips})")
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=DEFAULT_BATCH_SIZE,
+                   help=f"sentences per batch (default: {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--max-length", type=int_in(8, 512), default=DEFAULT_MAX_LENGTH,
+                   help=f"tokens per sentence after truncation (default: {DEFAULT_MAX_LENGTH})")
+    p.add_argument("--rebuild", choices=REBUILD_POLICIES, default="if_needed",
+                   help="reuse a cached build if_needed (default), always rebuild, or never build")
+    p.add_argument("--cache-dir", default=str(default_cache_dir()),
+                   help="build cache folder (default: %(default)s)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--mismatches", metavar="FILE",
+                   help="write a TSV of every sentence where the build and the reference disagree")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
+                   help="random seed (calibration sampling); printed and saved (default: 0)")
+    if quantize:
+        p.add_argument("--quantization", choices=QUANTIZATIONS, default="static",
+                       help="static: calibrated INT8 (default); dynamic: no calibration")
+        p.add_argument("--calibration-samples", type=int_in(1, 100_000),
+                       default=DEFAULT_CALIBRATION_SAMPLES,
+                       help=f"training sentences drawn for calibration (default: {DEFAULT_CALIBRATION_SAMPLES})")
+        p.add_argument("--calibration-dataset", metavar="ID|FILE",
+                       help="where to draw calibration sentences (default: the 'train' split of "
+                            "--dataset's hub dataset; a local file offline)")
+    return p
+

@@ -1,0 +1,37 @@
+"""The sentences whose prediction a build changed, as a TSV a person can read."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import Evaluation
+from .files import write_results_file
+from .sst2 import Examples
+
+HEADER = ("index", "sentence", "label", "reference_prediction", "built_prediction",
+          "reference_logits", "built_logits")
+
+
+def _logits(row: np.ndarray) -> str:
+    return " ".join(f"{x:.6f}" for x in row)
+
+
+def mismatch_rows(examples: Examples, reference: Evaluation, built: Evaluation) -> list[tuple]:
+    flipped = np.flatnonzero(reference.predictions != built.predictions)
+    return [(int(examples.indices[i]), examples.sentences[i], int(examples.labels[i]),
+             int(reference.predictions[i]), int(built.predictions[i]),
+             _logits(reference.logits[i]), _logits(built.logits[i])) for i in flipped]
+
+
+def write_mismatches(path: Path, examples: Examples, reference: Evaluation, built: Evaluation) -> int:
+    """Header only when nothing differs. Returns the number of sentences listed."""
+    rows = mismatch_rows(examples, reference, built)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    write_results_file(path, out.getvalue())
+    return len(rows)

@@ -1,0 +1,95 @@
+"""One proof point end to end: load, tokenize, build, evaluate both runners, report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+from .backends import load_backend
+from .backends.base import BuildOptions
+from .backends.torch_ref import reference_runner
+from .batching import make_batches, tokenize
+from .cache import BuildCache
+from .calibration import calibration_source, draw_calibration
+from .checkpoints import load_checkpoint
+from .cli import build_parser
+from .errors import UserError
+from .evaluate import evaluate, run_metrics
+from .files import check_writable_target
+from .mismatches import write_mismatches
+from .report import environment, format_table, write_json
+from .sst2 import load_examples
+
+
+@dataclass(frozen=True)
+class ProofPoint:
+    """What distinguishes one script from another."""
+    name: str
+    description: str
+    model: str
+    num_chips: int
+    quantize: bool = False
+
+
+def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
+    """Run the proof point; a user's mistake ends in one line on stderr and exit code 2."""
+    args = build_parser(f"{spec.name}.py", spec.description, spec.model, spec.num_chips,
+                        spec.quantize).parse_args(argv)
+    try:
+        run(spec, args)
+    except UserError as exc:
+        print(f"{spec.name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{spec.name}: interrupted; nothing was cached or written", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
+    for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
+        if path:
+            check_writable_target(path, flag)
+    cache = BuildCache(args.cache_dir, args.rebuild)
+    backend = load_backend(args.backend)
+    options = BuildOptions(precision="int8" if spec.quantize else ("fp16" if args.device == "cuda" else "fp32"),
+                           quantization=getattr(args, "quantization", "static"), device=args.device,
+                           num_chips=args.num_chips, max_length=args.max_length)
+    checkpoint = load_checkpoint(args.model)
+    limit = checkpoint.model.config.max_position_embeddings
+    if args.max_length > limit:
+        raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
+    examples = load_examples(args.dataset, args.split, args.limit)
+    calibration = None
+    if spec.quantize and options.quantization == "static":
+        source = calibration_source(args.calibration_dataset, args.dataset)
+        calibration = draw_calibration(source, args.seed, args.calibration_samples,
+                                       checkpoint.tokenizer, args.max_length)
+    if args.rebuild != "never":
+        cache.ensure_writable()
+    print(f"{spec.name}: {args.model} on {args.dataset} ({len(examples.sentences)} sentences), "
+          f"backend {backend.NAME}, seed {args.seed}", file=sys.stderr)
+
+    encoded = tokenize(checkpoint.tokenizer, examples.sentences, args.max_length)
+    batches = make_batches(encoded, args.batch_size)
+    built_batches = make_batches(encoded, args.batch_size, static_shape=True) \
+        if backend.STATIC_SHAPE else batches
+    built = backend.build(checkpoint, built_batches.inputs[0], options=options, cache=cache,
+                          calibration=calibration)
+    reference = evaluate(reference_runner(checkpoint.model), batches)
+    result = evaluate(built, built_batches)
+    runs = [run_metrics(reference, examples.labels, "reference"),
+            run_metrics(result, examples.labels, "built", reference)]
+    document = {"model": args.model, "dataset": args.dataset, "split": args.split,
+                "samples": len(examples.sentences), "seed": args.seed,
+                "batch_size": args.batch_size, "max_length": args.max_length,
+                "environment": environment(backend.library_versions()), "runs": runs}
+    if calibration is not None:
+        document["calibration"] = {**calibration.key(), "count": len(calibration.indices)}
+    print(format_table(runs))
+    if args.json:
+        write_json(args.json, document)
+    if args.mismatches:
+        write_mismatches(args.mismatches, examples, reference, result)
+    return document

@@ -1,0 +1,60 @@
+"""The printed table and the results JSON."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+from .files import write_results_file
+
+COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
+           "eval s", "sent/s", "p50 ms", "p99 ms")
+
+
+def environment(extra_versions: dict[str, str]) -> dict:
+    """What a reader needs to judge the timings: versions, CPU, threads."""
+    import torch
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "versions": extra_versions}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build_cell(run: dict) -> str:
+    if run["build_seconds"] is None:
+        return "-"
+    return f"{run['build_seconds']:.1f}" + (" (cached)" if run["cache_hit"] else "")
+
+
+def _row(run: dict) -> tuple[str, ...]:
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    return (run["name"], run["device"], run["precision"], fmt(run["accuracy"], ".4f"),
+            fmt(run["agreement"], ".4f"), fmt(run["max_abs_logit_diff"], ".2e"), _build_cell(run),
+            f"{run['eval_seconds']:.2f}", f"{run['throughput']:.1f}",
+            f"{run['latency_ms']['p50']:.2f}", f"{run['latency_ms']['p99']:.2f}")
+
+
+def format_table(runs: list[dict]) -> str:
+    rows = [COLUMNS] + [_row(run) for run in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(path: Path, document: dict) -> None:
+    write_results_file(path, json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,81 @@
+"""Load SST-2, or any sentence/label set, from the hub or a local file, and validate it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError, first_line
+from .hub import ensure_hub_reachable
+
+DEFAULT_DATASET = "stanfordnlp/sst2"
+LOCAL_HINT = "pass a local .tsv/.csv/.parquet/.jsonl file with --dataset FILE"
+# extension -> (datasets builder, its reader options)
+FILE_FORMATS = {
+    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3, "keep_default_na": False}),
+    ".csv": ("csv", {"keep_default_na": False}),
+    ".parquet": ("parquet", {}),
+    ".jsonl": ("json", {}),
+    ".json": ("json", {}),
+}
+
+
+@dataclass(frozen=True)
+class Examples:
+    sentences: list[str]
+    labels: np.ndarray  # int64, 0 = negative, 1 = positive
+    source: str  # dataset id or file path, as given
+    split: str
+    indices: np.ndarray  # row numbers in the source split, for reproducibility
+
+
+def _load_table(source: str, split: str):
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    path = Path(source).expanduser()
+    if path.suffix.lower() in FILE_FORMATS or path.exists():
+        if not path.is_file():
+            raise UserError(f"data file '{source}' does not exist")
+        if path.suffix.lower() not in FILE_FORMATS:
+            raise UserError(f"data file '{source}' has an unknown format; "
+                            f"use one of {', '.join(FILE_FORMATS)}")
+        builder, options = FILE_FORMATS[path.suffix.lower()]
+        try:
+            return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+        except Exception as exc:  # datasets wraps parser errors in many types
+            raise UserError(f"cannot read '{source}': {first_line(exc)}") from None
+    ensure_hub_reachable("dataset", source, LOCAL_HINT)
+    try:
+        return datasets.load_dataset(source, split=split)
+    except ValueError as exc:
+        raise UserError(f"dataset '{source}' has no split '{split}': {first_line(exc)}") from None
+    except Exception as exc:
+        raise UserError(f"cannot load dataset '{source}' from the hub: {first_line(exc)}; "
+                        f"{LOCAL_HINT}") from None
+
+
+def load_examples(source: str, split: str = "validation", limit: int | None = None) -> Examples:
+    """Rows in file order (the first `limit` of them), checked: sentence/label columns, no empty
+    sentence, labels in {0, 1}, at least one row."""
+    table = _load_table(source, split)
+    missing = {"sentence", "label"} - set(table.column_names)
+    if missing:
+        raise UserError(f"'{source}' lacks the column(s) {', '.join(sorted(missing))} "
+                        f"(it has: {', '.join(table.column_names) or 'none'})")
+    if limit is not None:
+        table = table.select(range(min(limit, len(table))))
+    if len(table) == 0:
+        raise UserError(f"'{source}' has no rows" + (" (after --limit)" if limit is not None else ""))
+    sentences = table["sentence"]
+    labels = table["label"]
+    for row, (sentence, label) in enumerate(zip(sentences, labels)):
+        if not isinstance(sentence, str) or not sentence.strip():
+            raise UserError(f"'{source}' row {row + 1}: empty sentence")
+        if label not in (0, 1) or isinstance(label, bool):
+            raise UserError(f"'{source}' row {row + 1}: label {label!r} is not 0 or 1")
+    return Examples(sentences=list(sentences), labels=np.asarray(labels, dtype=np.int64),
+                    source=source, split=split, indices=np.arange(len(table)))
+
