@@ -76,9 +76,9 @@ def load_checkpoint(source: str) -> Checkpoint:
         raise UserError(f"the tokenizer of '{source}' has {len(tokenizer)} tokens, "
                         f"more than the model's {config.vocab_size}")
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(location)
     except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load the weights of '{source}': {first_line(exc)}") from None
-    model.eval()
+    model = model.float().eval()
     return Checkpoint(model=model, tokenizer=tokenizer, source=source, digest=weights_digest(model))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .files import write_results_file
 
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
-           "eval s", "sent/s", "p50 ms", "p99 ms")
+           "model MB", "eval s", "sent/s", "p50 ms", "p99 ms")
 
 
 def environment(extra_versions: dict[str, str]) -> dict:
@@ -37,13 +37,21 @@ def _build_cell(run: dict) -> str:
     return f"{run['build_seconds']:.1f}" + (" (cached)" if run["cache_hit"] else "")
 
 
+def _size_cell(run: dict) -> str:
+    if not run.get("files"):
+        return "-"
+    cell = f"{sum(run['files'].values()) / 1e6:.1f}"
+    fp32 = run.get("build_facts", {}).get("fp32_bytes")
+    return cell + (f" (fp32 {fp32 / 1e6:.1f})" if fp32 else "")
+
+
 def _row(run: dict) -> tuple[str, ...]:
     def fmt(value, spec):
         return "-" if value is None else format(value, spec)
 
     return (run["name"], run["device"], run["precision"], fmt(run["accuracy"], ".4f"),
             fmt(run["agreement"], ".4f"), fmt(run["max_abs_logit_diff"], ".2e"), _build_cell(run),
-            f"{run['eval_seconds']:.2f}", f"{run['throughput']:.1f}",
+            _size_cell(run), f"{run['eval_seconds']:.2f}", f"{run['throughput']:.1f}",
             f"{run['latency_ms']['p50']:.2f}", f"{run['latency_ms']['p99']:.2f}")
 
 

@@ -1,0 +1,111 @@
+"""GroqFlow backend: groqit() on 1..N GroqCards, fp16 or INT8 with calibration samples.
+
+Written against groqflow 4.3.1's public API (groqit, GroqModel, sdk_helpers). GroqFlow compiles
+for one static input shape, so this backend declares STATIC_SHAPE: batch 1, padded to max_length.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..batching import Batch, make_batches
+from ..cache import BuildCache, cache_key
+from ..checkpoints import Checkpoint
+from ..errors import UserError, first_line
+from .base import BuildOptions, Calibration, Runner
+
+NAME = "groqflow"
+STATIC_SHAPE = True
+# The inputs of the original proof points: token ids as int64, the attention mask as bool.
+GROQ_INPUTS = ("input_ids", "attention_mask")
+
+
+def available() -> tuple[bool, str]:
+    """GroqFlow must import and its own check must find the GroqWare Suite (devtools, runtime)."""
+    try:
+        import groqflow  # noqa: F401
+        from groqflow.common import sdk_helpers
+    except ImportError as exc:
+        return False, f"the groqflow package does not import ({exc}); see requirements-groq.txt"
+    try:
+        sdk_helpers.check_dependencies(require_devtools=True, require_runtime=True)
+    except Exception as exc:  # GroqitEnvError and friends, raised by GroqFlow's own check
+        return False, f"GroqWare Suite not found ({first_line(exc)})"
+    return True, ""
+
+
+def library_versions() -> dict[str, str]:
+    import groqflow
+    import torch
+    import transformers
+
+    return {"groqflow": getattr(groqflow, "__version__", "unknown"), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def groq_inputs(batch: Batch):
+    """Our int64 arrays as the torch tensors GroqFlow was given at build time."""
+    import torch
+
+    return {"input_ids": torch.from_numpy(batch["input_ids"]).long(),
+            "attention_mask": torch.from_numpy(batch["attention_mask"]).bool()}
+
+
+def quantization_samples(calibration: Calibration) -> list[tuple[np.ndarray, ...]]:
+    """One sample per sentence: the model's inputs in order, each [1, max_length], as GroqFlow's
+    post-training quantization reader zips them with the ONNX input names."""
+    batches = make_batches(calibration.encoded, batch_size=1, static_shape=True)
+    return [(b["input_ids"], b["attention_mask"].astype(bool)) for b in batches.inputs]
+
+
+def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
+          calibration: Calibration | None = None) -> Runner:
+    from groqflow import groqit
+    from groqflow.common import sdk_helpers
+
+    chips = sdk_helpers.get_num_chips_available()
+    if chips < options.num_chips:
+        raise UserError(f"the build asks for {options.num_chips} GroqChip processors but this host "
+                        f"has {chips}; pass --num-chips N")
+    if example["input_ids"].shape != (1, options.max_length):
+        raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
+    int8 = options.precision == "int8"
+    key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": asdict(options),
+                 "versions": library_versions()}
+    if int8:
+        key_parts["calibration"] = calibration.key()
+    precision = "int8" if int8 else "fp16"  # GroqFlow converts float models to fp16
+    # GroqFlow does not notice changed weights or calibration samples; a build name derived from
+    # our key makes every such change a new build, so its `if_needed` stays correct.
+    build_name = f"bert-{precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"
+    start = time.perf_counter()
+    try:
+        model = groqit(checkpoint.model, groq_inputs(example), build_name=build_name,
+                       cache_dir=str(Path(cache.root) / "groqflow"), rebuild=cache.rebuild,
+                       num_chips=options.num_chips,
+                       quantization_samples=quantization_samples(calibration) if int8 else None)
+    except Exception as exc:  # GroqFlow's build errors point at its own log files
+        raise UserError(f"GroqFlow build '{build_name}' failed: {first_line(exc)}") from None
+    seconds = time.perf_counter() - start
+    facts = {"build_name": build_name, "num_chips": options.num_chips}
+    try:
+        estimate = model.estimate_performance()
+        facts["groqflow_estimated_latency_ms"] = estimate.latency * 1000.0
+        facts["groqflow_estimated_throughput"] = estimate.throughput
+        facts["groqflow_estimate_note"] = ("estimated by GroqFlow from compiled cycle counts and "
+                                           "PCIe transfer estimates, not measured on the card")
+    except Exception as exc:
+        facts["groqflow_estimate_note"] = f"not available ({first_line(exc)})"
+
+    def predict(batch: Batch) -> np.ndarray:
+        out = model(**groq_inputs(batch))
+        logits = out[0] if isinstance(out, (tuple, list)) else out
+        return np.asarray(logits.detach().numpy() if hasattr(logits, "detach") else logits,
+                          dtype=np.float32)
+
+    return Runner(name=f"groqflow-{precision}-{options.num_chips}chip", backend=NAME,
+                  device=f"groqchip x{options.num_chips}", precision=precision, predict=predict,
+                  static_shape=True, build_seconds=seconds, cache_hit=None, facts=facts)
