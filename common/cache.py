@@ -100,6 +100,10 @@ class BuildCache:
                 shutil.rmtree(trash, ignore_errors=True)
             os.rename(work, entry)
             return state
+        except OSError as exc:  # disk full, permissions: the user's to fix, not a bug
+            shutil.rmtree(work, ignore_errors=True)
+            raise UserError(f"cannot write build '{entry.name}' in '{self.root}': "
+                            f"{exc.strerror or exc}") from None
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

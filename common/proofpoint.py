@@ -52,7 +52,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         if path:
             check_writable_target(path, flag)
     cache = BuildCache(args.cache_dir, args.rebuild)
-    backend = load_backend(args.backend)
+    backend, backend_note = load_backend(args.backend)
     options = BuildOptions(precision="int8" if spec.quantize else ("fp16" if args.device == "cuda" else "fp32"),
                            quantization=getattr(args, "quantization", "static"), device=args.device,
                            num_chips=args.num_chips, max_length=args.max_length)
@@ -68,6 +68,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                                        checkpoint.tokenizer, args.max_length)
     if args.rebuild != "never":
         cache.ensure_writable()
+    if backend_note:
+        print(f"backend: {backend.NAME} ({backend_note})", file=sys.stderr)
     print(f"{spec.name}: {args.model} on {args.dataset} ({len(examples.sentences)} sentences), "
           f"backend {backend.NAME}, seed {args.seed}", file=sys.stderr)
 

@@ -46,6 +46,8 @@ def _load_table(source: str, split: str):
         try:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
         except Exception as exc:  # datasets wraps parser errors in many types
+            if "corresponds to no data" in str(exc):  # what datasets says of a header-only file
+                raise UserError(f"'{source}' has no rows") from None
             raise UserError(f"cannot read '{source}': {first_line(exc)}") from None
     ensure_hub_reachable("dataset", source, LOCAL_HINT)
     try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from types import ModuleType
 
 from ..errors import UserError
@@ -11,19 +10,19 @@ BACKENDS = ("onnxruntime", "groqflow")
 CHOICES = ("auto",) + BACKENDS
 
 
-def load_backend(name: str) -> ModuleType:
-    """The backend module for `name`; `auto` explains its choice in one line on stderr."""
+def load_backend(name: str) -> tuple[ModuleType, str]:
+    """The backend module for `name`, and for `auto` a note on why it chose it."""
+    note = ""
     if name == "auto":
         groq = importlib.import_module(".groqflow", __name__)
         ok, why = groq.available()
         if ok:
-            return groq
-        print(f"backend: onnxruntime (GroqFlow not usable: {why})", file=sys.stderr)
-        name = "onnxruntime"
+            return groq, "GroqFlow found the GroqWare Suite"
+        name, note = "onnxruntime", f"GroqFlow not usable: {why}"
     if name not in BACKENDS:
         raise UserError(f"unknown backend '{name}'; choose one of {', '.join(CHOICES)}")
     module = importlib.import_module(f".{name}", __name__)
     ok, why = module.available()
     if not ok:
         raise UserError(f"backend {name} is not available: {why}")
-    return module
+    return module, note

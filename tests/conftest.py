@@ -1,0 +1,100 @@
+"""Fixtures: a tiny random BERT classifier with a real tokenizer, and small SST-2-like data files."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+WORDS = ("good great fine fun charming lovely bad awful dull boring terrible movie film story "
+         "actors plot it is was a the and but not very , . ' s").split()
+SENTENCES = [
+    ("it 's a charming and lovely film .", 1),
+    ("a dull , boring plot .", 0),
+    ("great actors", 1),
+    ("the story was not very fun and the actors were awful , but the film is fine .", 0),
+    ("terrible", 0),
+    ("good movie , great story , lovely actors .", 1),
+    ("it was fine but dull", 0),
+    ("a fun film", 1),
+    ("the plot is bad and the movie is boring and the actors are awful and it is not fun .", 0),
+    ("lovely", 1),
+    ("not very good", 0),
+    ("charming , great fun", 1),
+]
+
+
+def write_data(path: Path, rows=SENTENCES, columns=("sentence", "label")) -> Path:
+    """Write rows in the format the file extension names."""
+    import pandas as pd
+
+    frame = pd.DataFrame([dict(zip(columns, row)) for row in rows], columns=list(columns))
+    suffix = path.suffix
+    if suffix == ".tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict("records")))
+    else:
+        raise ValueError(suffix)
+    return path
+
+
+def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0,
+                    architecture: str = "BertForSequenceClassification") -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab-source.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    BertTokenizer(vocab=str(vocab)).save_pretrained(folder)
+    vocab.unlink()
+    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        num_labels=num_labels)
+    torch.manual_seed(seed)
+    model_class = BertModel if architecture == "BertModel" else BertForSequenceClassification
+    model_class(config).eval().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def data_file(tmp_path_factory) -> Path:
+    return write_data(tmp_path_factory.mktemp("data") / "validation.tsv")
+
+
+@pytest.fixture(scope="session")
+def train_file(tmp_path_factory) -> Path:
+    rows = [(f"{a} {b} film .", i % 2) for i, (a, b) in
+            enumerate((a, b) for a in WORDS[:10] for b in WORDS[10:16])]
+    return write_data(tmp_path_factory.mktemp("train") / "train.tsv", rows)
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def unreachable_hub(monkeypatch):
+    """No test may touch the real hub: point it at a closed local port."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+requires_shared = pytest.mark.skipif(not (SHARED / "models").is_dir(),
+                                     reason="../shared (checkpoints and SST-2) is not present")

@@ -1,0 +1,32 @@
+import numpy as np
+from transformers import AutoTokenizer
+
+from common.batching import make_batches, tokenize
+
+
+def test_length_sorted_batches_come_back_in_dataset_order(tiny_checkpoint):
+    from conftest import SENTENCES
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    encoded = tokenize(tokenizer, [s for s, _ in SENTENCES], max_length=128)
+    batches = make_batches(encoded, batch_size=5)
+    widths = [b["input_ids"].shape[1] for b in batches.inputs]
+    assert widths == sorted(widths), "batches are length-sorted"
+    assert max(widths) < 128, "padding only as far as the batch needs"
+    # the first token after [CLS] identifies each sentence; scatter must restore dataset order
+    outputs = [b["input_ids"][:, :2].astype(np.float32) for b in batches.inputs]
+    restored = batches.scatter(outputs)
+    expected = np.stack([ids[:2] for ids in encoded.ids]).astype(np.float32)
+    np.testing.assert_array_equal(restored, expected)
+    for batch in batches.inputs:
+        np.testing.assert_array_equal(batch["attention_mask"].sum(1) > 0, True)
+        assert (batch["input_ids"][batch["attention_mask"] == 0] == tokenizer.pad_token_id).all()
+
+
+def test_truncation_and_static_shape(tiny_checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    encoded = tokenize(tokenizer, ["good " * 50, "bad"], max_length=16)
+    assert max(len(ids) for ids in encoded.ids) == 16
+    static = make_batches(encoded, batch_size=8, static_shape=True)
+    assert [b["input_ids"].shape for b in static.inputs] == [(1, 16), (1, 16)]
+    assert [r.tolist() for r in static.rows] == [[0], [1]]

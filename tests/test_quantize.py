@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+from transformers import AutoTokenizer
+
+import bert_quantize
+from common.calibration import calibration_source, draw_calibration, draw_indices
+from common.errors import UserError
+from common.proofpoint import main
+from conftest import write_data
+
+
+def test_same_seed_same_indices_other_seed_other_indices():
+    a, b, c = draw_indices(67349, 1000, 0), draw_indices(67349, 1000, 0), draw_indices(67349, 1000, 1)
+    np.testing.assert_array_equal(a, b)
+    assert len(set(a)) == 1000 and a.max() < 67349
+    assert len(set(a) & set(c)) < 100
+
+
+def test_fewer_rows_than_asked_uses_them_all_and_says_so(tiny_checkpoint, tmp_path, capsys):
+    small = write_data(tmp_path / "small.tsv", [("good film", 1), ("bad film", 0), ("fun", 1)])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    calibration = draw_calibration(str(small), 0, 1000, tokenizer, 128)
+    assert calibration.indices.tolist() == [0, 1, 2] and len(calibration.encoded) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fewer than the 1000 asked for; using all 3" in err[0]
+
+
+def test_calibration_never_reads_the_evaluation_split(data_file, tmp_path):
+    with pytest.raises(UserError, match="is the evaluation file"):
+        calibration_source(str(data_file), str(data_file))
+    with pytest.raises(UserError, match="--calibration-dataset FILE"):
+        calibration_source(None, str(data_file))
+    assert calibration_source(None, "stanfordnlp/sst2") == "stanfordnlp/sst2"  # its train split
+    other = write_data(tmp_path / "train.tsv")
+    assert calibration_source(str(other), str(data_file)) == str(other)
+
+
+def _quantize(argv, tiny_checkpoint, data_file, train_file, cache_dir, out):
+    return main(bert_quantize.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
+                                     "--calibration-dataset", str(train_file), "--cache-dir",
+                                     str(cache_dir), "--json", str(out), *argv])
+
+
+def test_static_int8_end_to_end_is_seeded_cached_and_really_int8(
+        tiny_checkpoint, data_file, train_file, cache_dir, tmp_path, capsys):
+    out = tmp_path / "q.json"
+    args = (tiny_checkpoint, data_file, train_file, cache_dir, out)
+    assert _quantize(["--calibration-samples", "20", "--seed", "3"], *args) == 0
+    first = json.loads(out.read_text())
+    calibration = first["calibration"]
+    assert calibration["seed"] == 3 and calibration["count"] == 20
+    assert calibration["source"] == str(train_file) and len(set(calibration["indices"])) == 20
+    built = first["runs"][1]
+    assert built["precision"] == "int8" and built["name"] == "onnxruntime-int8-static"
+    assert built["build_facts"]["int8_bytes"] == built["files"]["model.onnx"]
+    assert "fp32" in capsys.readouterr().out  # size against fp32 in the table
+
+    entry = next((cache_dir / "entries").glob("ort-int8-static-*"))
+    graph = onnx.load(str(entry / "model.onnx")).graph
+    int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 2 * 6  # 6 weight MatMuls per layer, 2 layers
+    assert sum(n.op_type == "DequantizeLinear" for n in graph.node) >= 12
+    assert not any(n.op_type == "DequantizeLinear" and "classifier" in n.name for n in graph.node)
+
+    # same seed: a cache hit, the same indices, identical predictions
+    assert _quantize(["--calibration-samples", "20", "--seed", "3"], *args) == 0
+    second = json.loads(out.read_text())
+    assert second["runs"][1]["cache_hit"] is True
+    assert second["calibration"]["indices"] == calibration["indices"]
+    assert second["runs"][1]["accuracy"] == built["accuracy"]
+    # another seed: other samples, so another build
+    assert _quantize(["--calibration-samples", "20", "--seed", "4"], *args) == 0
+    third = json.loads(out.read_text())
+    assert third["calibration"]["indices"] != calibration["indices"]
+    assert third["runs"][1]["cache_hit"] is False
+
+
+def test_dynamic_int8_needs_no_calibration(tiny_checkpoint, data_file, cache_dir, tmp_path):
+    out = tmp_path / "d.json"
+    assert main(bert_quantize.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
+                                     "--cache-dir", str(cache_dir), "--json", str(out),
+                                     "--quantization", "dynamic"]) == 0
+    doc = json.loads(out.read_text())
+    assert "calibration" not in doc and doc["runs"][1]["name"] == "onnxruntime-int8-dynamic"
+    assert doc["runs"][1]["build_facts"]["int8_bytes"] < doc["runs"][1]["build_facts"]["fp32_bytes"]
