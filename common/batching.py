@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Dict
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-Batch = dict[str, np.ndarray]
+Batch = Dict[str, np.ndarray]  # typing.Dict: GroqWare hosts run Python 3.8
 
 
 @dataclass(frozen=True)

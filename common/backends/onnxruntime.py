@@ -1,6 +1,7 @@
 """ONNX Runtime backend: export, BERT graph fusions, fp16 (CUDA) or INT8, one session on all cores."""
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from contextlib import contextmanager
@@ -118,10 +119,12 @@ def _eager_attention(model: torch.nn.Module):
 def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> None:
     """TorchScript-based export with dynamic batch and sequence axes (the path ORT's fusions match)."""
     args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
+    # torch >= 2.5 defaults to the dynamo exporter; torch 2.1 (GroqWare hosts) has only this one
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     with _eager_attention(model), warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, args, str(path), dynamo=False, input_names=list(INPUT_NAMES),
+        torch.onnx.export(model, args, str(path), **legacy, input_names=list(INPUT_NAMES),
                           output_names=["logits"], dynamic_axes={**axes, "logits": {0: "batch"}},
                           opset_version=OPSET, do_constant_folding=True)
 
