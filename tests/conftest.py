@@ -56,7 +56,11 @@ def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0,
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab-source.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    BertTokenizer(vocab=str(vocab)).save_pretrained(folder)
+    try:  # transformers 5.x takes vocab=; 4.x (the GroqFlow stack) takes vocab_file=
+        tokenizer = BertTokenizer(vocab=str(vocab))
+    except TypeError:
+        tokenizer = BertTokenizer(vocab_file=str(vocab))
+    tokenizer.save_pretrained(folder)
     vocab.unlink()
     config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,

@@ -5,9 +5,13 @@ for one static input shape, so this backend declares STATIC_SHAPE: batch 1, padd
 """
 from __future__ import annotations
 
+import io
+import re
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,6 +25,24 @@ NAME = "groqflow"
 STATIC_SHAPE = True
 # The inputs of the original proof points: token ids as int64, the attention mask as bool.
 GROQ_INPUTS = ("input_ids", "attention_mask")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def quiet_failure(call: Callable[[], object]) -> str:
+    """Run a GroqFlow call silently; return "" or its failure in one line.
+
+    GroqFlow's errors print their message (in colour, with ASCII art) when they are created and
+    carry no text themselves, so the message is taken from what was printed."""
+    printed = io.StringIO()
+    try:
+        with redirect_stdout(printed), redirect_stderr(printed):
+            call()
+    except Exception as exc:
+        lines = [line.strip() for line in _ANSI.sub("", printed.getvalue()).splitlines()]
+        errors = [line[len("Error:"):].strip() for line in lines if line.startswith("Error:")]
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else \
+            (errors[0] if errors else type(exc).__name__)
+    return ""
 
 
 def available() -> tuple[bool, str]:
@@ -30,10 +52,10 @@ def available() -> tuple[bool, str]:
         from groqflow.common import sdk_helpers
     except ImportError as exc:
         return False, f"the groqflow package does not import ({exc}); see requirements-groq.txt"
-    try:
-        sdk_helpers.check_dependencies(require_devtools=True, require_runtime=True)
-    except Exception as exc:  # GroqitEnvError and friends, raised by GroqFlow's own check
-        return False, f"GroqWare Suite not found ({first_line(exc)})"
+    why = quiet_failure(lambda: sdk_helpers.check_dependencies(require_devtools=True,
+                                                               require_runtime=True))
+    if why:
+        return False, f"GroqWare Suite not found ({why})"
     return True, ""
 
 
@@ -81,14 +103,16 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
     build_name = f"bert-{precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"
+    groq_cache = Path(cache.root) / "groqflow"
     start = time.perf_counter()
-    try:
+    try:  # GroqFlow's monitor and its own error messages print as they happen
         model = groqit(checkpoint.model, groq_inputs(example), build_name=build_name,
-                       cache_dir=str(Path(cache.root) / "groqflow"), rebuild=cache.rebuild,
+                       cache_dir=str(groq_cache), rebuild=cache.rebuild,
                        num_chips=options.num_chips,
                        quantization_samples=quantization_samples(calibration) if int8 else None)
-    except Exception as exc:  # GroqFlow's build errors point at its own log files
-        raise UserError(f"GroqFlow build '{build_name}' failed: {first_line(exc)}") from None
+    except Exception as exc:
+        raise UserError(f"GroqFlow build '{build_name}' failed ({first_line(exc)}); its logs are "
+                        f"in {groq_cache / build_name}") from None
     seconds = time.perf_counter() - start
     facts = {"build_name": build_name, "num_chips": options.num_chips}
     try:
