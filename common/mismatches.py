@@ -21,7 +21,7 @@ def _logits(row: np.ndarray) -> str:
 
 def mismatch_rows(examples: Examples, reference: Evaluation, built: Evaluation) -> list[tuple]:
     flipped = np.flatnonzero(reference.predictions != built.predictions)
-    return [(int(examples.indices[i]), examples.sentences[i], int(examples.labels[i]),
+    return [(int(i), examples.sentences[i], int(examples.labels[i]),
              int(reference.predictions[i]), int(built.predictions[i]),
              _logits(reference.logits[i]), _logits(built.logits[i])) for i in flipped]
 

@@ -42,9 +42,20 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
         print(f"{spec.name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{spec.name}: interrupted; nothing was cached or written", file=sys.stderr)
+        print(f"{spec.name}: interrupted; no partial build or results file was left behind",
+              file=sys.stderr)
         return 130
     return 0
+
+
+def build_options(spec: ProofPoint, args: argparse.Namespace) -> BuildOptions:
+    """INT8 for the quantize script; otherwise fp32, or fp16 on CUDA (as GroqFlow builds fp16)."""
+    if spec.quantize:
+        precision = "int8"
+    else:
+        precision = "fp16" if args.device == "cuda" else "fp32"
+    return BuildOptions(precision=precision, quantization=getattr(args, "quantization", "static"),
+                        device=args.device, num_chips=args.num_chips, max_length=args.max_length)
 
 
 def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
@@ -53,9 +64,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
             check_writable_target(path, flag)
     cache = BuildCache(args.cache_dir, args.rebuild)
     backend, backend_note = load_backend(args.backend)
-    options = BuildOptions(precision="int8" if spec.quantize else ("fp16" if args.device == "cuda" else "fp32"),
-                           quantization=getattr(args, "quantization", "static"), device=args.device,
-                           num_chips=args.num_chips, max_length=args.max_length)
+    options = build_options(spec, args)
     checkpoint = load_checkpoint(args.model)
     limit = checkpoint.model.config.max_position_embeddings
     if args.max_length > limit:
@@ -88,7 +97,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "environment": environment(backend.library_versions()), "runs": runs}
     if calibration is not None:
-        document["calibration"] = {**calibration.key(), "count": len(calibration.indices)}
+        document["calibration"] = {**calibration.key(), "count": len(calibration.indices),
+                                   "requested": calibration.requested}
     print(format_table(runs))
     if args.json:
         write_json(args.json, document)

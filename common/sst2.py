@@ -27,7 +27,6 @@ class Examples:
     labels: np.ndarray  # int64, 0 = negative, 1 = positive
     source: str  # dataset id or file path, as given
     split: str
-    indices: np.ndarray  # row numbers in the source split, for reproducibility
 
 
 def _load_table(source: str, split: str):
@@ -79,5 +78,5 @@ def load_examples(source: str, split: str = "validation", limit: int | None = No
         if label not in (0, 1) or isinstance(label, bool):
             raise UserError(f"'{source}' row {row + 1}: label {label!r} is not 0 or 1")
     return Examples(sentences=list(sentences), labels=np.asarray(labels, dtype=np.int64),
-                    source=source, split=split, indices=np.arange(len(table)))
+                    source=source, split=split)
 

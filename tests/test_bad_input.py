@@ -166,13 +166,13 @@ def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_f
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ort_backend, "optimise", interrupted)
+    monkeypatch.setattr(ort_backend, "export_onnx", interrupted)
     cache = tmp_path / "cache"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir", str(cache),
             "--json", str(tmp_path / "r.json")]
     assert exit_code(bert_tiny.SPEC, argv) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        "bert_tiny: interrupted; nothing was cached or written"
+        "bert_tiny: interrupted; no partial build or results file was left behind"
     assert not list((cache / "entries").iterdir()) and not list((cache / "tmp").iterdir())
     assert not (tmp_path / "r.json").exists()
 
