@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from common.backends import onnxruntime as ort_backend  # noqa: E402
 from common.backends.base import BuildOptions, Runner  # noqa: E402
-from common.backends.ort_quantize import (CalibrationReader, activation_matmuls,  # noqa: E402
+from common.backends.ort_quantize import (STATIC_OPTIONS, CalibrationReader,  # noqa: E402
                                           quantize_dynamic_int8)
 from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import make_batches, tokenize  # noqa: E402
@@ -32,8 +32,15 @@ from common.sst2 import load_examples  # noqa: E402
 SHARED = ROOT.parent / "shared"
 
 
-def static(source: Path, target: Path, calibration, exclude_activation_matmuls: bool,
-           per_channel: bool) -> None:
+def activation_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul nodes with no weight input: attention scores and context (QK^T, PV)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "MatMul" and not any(name in weights for name in node.input)]
+
+
+def static(source: Path, target: Path, calibration, exclude_activation_matmuls: bool = False,
+           per_channel: bool = True, float_outputs: bool = True) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = onnx.load(str(source))
@@ -43,7 +50,8 @@ def static(source: Path, target: Path, calibration, exclude_activation_matmuls: 
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
                     nodes_to_exclude=activation_matmuls(model) if exclude_activation_matmuls else [],
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                    extra_options=STATIC_OPTIONS if float_outputs
+                    else {"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def main() -> int:
@@ -67,11 +75,12 @@ def main() -> int:
         ort_backend.export_onnx(checkpoint.model, batches.inputs[0], exported)
         ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
         variants = {
-            "fp32 fused (no INT8)": None,
-            "default: unfused graph, weight MatMuls, per-channel": lambda t: static(exported, t, calibration, True, True),
-            "unfused graph, all MatMuls incl. QK^T and PV": lambda t: static(exported, t, calibration, False, True),
-            "unfused graph, weight MatMuls, per-tensor": lambda t: static(exported, t, calibration, True, False),
-            "fused graph, weight MatMuls, per-channel": lambda t: static(fused, t, calibration, True, True),
+            "fp32, ORT-fused graph (no INT8)": None,
+            "default: all MatMuls, float outputs, per-channel": lambda t: static(exported, t, calibration),
+            "... MatMul outputs quantized too": lambda t: static(exported, t, calibration, float_outputs=False),
+            "... attention's QK^T and PV left in float": lambda t: static(exported, t, calibration, True),
+            "... per-tensor weights": lambda t: static(exported, t, calibration, per_channel=False),
+            "... on the ORT-fused graph": lambda t: static(fused, t, calibration),
             "dynamic INT8 (fused graph, MatMul + Attention)": lambda t: quantize_dynamic_int8(fused, t),
         }
         for i, (name, quantize) in enumerate(variants.items()):
