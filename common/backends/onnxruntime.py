@@ -56,7 +56,8 @@ def check_options(options: BuildOptions) -> None:
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
     check_options(options)
-    key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": asdict(options),
+    relevant = {k: v for k, v in asdict(options).items() if k != "num_chips"}  # a GroqFlow option
+    key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": relevant,
                  "versions": library_versions()}
     if options.precision == "int8" and options.quantization == "static":
         key_parts["calibration"] = calibration.key()
