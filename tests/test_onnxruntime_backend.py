@@ -1,5 +1,4 @@
 import numpy as np
-from transformers import AutoTokenizer
 
 from common.backends import onnxruntime as ort_backend
 from common.backends.base import BuildOptions

@@ -1,7 +1,6 @@
 import pytest
 from conftest import SENTENCES, write_data
 
-from common.errors import UserError
 from common.sst2 import load_examples
 
 

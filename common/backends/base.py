@@ -1,6 +1,7 @@
 """What every backend takes (options, calibration) and gives back (a Runner)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -8,7 +9,6 @@ import numpy as np
 
 from ..batching import Batch, Encoded
 
-PRECISIONS = ("fp32", "fp16", "int8")
 QUANTIZATIONS = ("static", "dynamic")
 
 
@@ -32,7 +32,13 @@ class Calibration:
     requested: int
 
     def key(self) -> dict:
+        """What the results JSON records: enough to draw the same samples again."""
         return {"source": self.source, "seed": self.seed, "indices": self.indices.tolist()}
+
+    def cache_parts(self) -> dict:
+        """key() plus a hash of the token ids, so an edited calibration file means a new build."""
+        tokens = hashlib.sha256(b"".join(ids.tobytes() for ids in self.encoded.ids)).hexdigest()
+        return {**self.key(), "tokens": tokens}
 
 
 @dataclass
@@ -43,7 +49,6 @@ class Runner:
     device: str
     precision: str
     predict: Callable[[Batch], np.ndarray]
-    static_shape: bool = False  # True: feed batch 1 padded to max_length
     build_seconds: float | None = None
     cache_hit: bool | None = None
     files: dict[str, int] = field(default_factory=dict)  # model file -> bytes

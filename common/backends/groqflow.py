@@ -98,7 +98,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": asdict(options),
                  "versions": library_versions()}
     if int8:
-        key_parts["calibration"] = calibration.key()
+        key_parts["calibration"] = calibration.cache_parts()
     precision = "int8" if int8 else "fp16"  # GroqFlow converts float models to fp16
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
@@ -132,4 +132,4 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
     return Runner(name=f"groqflow-{precision}-{options.num_chips}chip", backend=NAME,
                   device=f"groqchip x{options.num_chips}", precision=precision, predict=predict,
-                  static_shape=True, build_seconds=seconds, cache_hit=None, facts=facts)
+                  build_seconds=seconds, cache_hit=None, facts=facts)

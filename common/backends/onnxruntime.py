@@ -60,7 +60,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": relevant,
                  "versions": library_versions()}
     if options.precision == "int8" and options.quantization == "static":
-        key_parts["calibration"] = calibration.key()
+        key_parts["calibration"] = calibration.cache_parts()
     label = options.precision if options.precision != "int8" else f"int8-{options.quantization}"
     cached = cache.get_or_build(
         f"ort-{label}-{options.device}", cache_key(key_parts),

@@ -14,7 +14,7 @@ import onnx
 from tqdm import tqdm
 
 from ..batching import make_batches
-from .base import BuildOptions, Calibration
+from .base import Calibration
 
 FLOAT = onnx.TensorProto.FLOAT
 STATIC_OPTIONS = {"DefaultTensorType": FLOAT, "OpTypesToExcludeOutputQuantization": ["MatMul"]}
