@@ -1,15 +1,18 @@
 """Every failure a user can cause: exit code 2, stderr ending in one error line (progress lines may
 come before it, a traceback never), no cache entry, no results file."""
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 import bert_quantize
 import bert_tiny
 from common.proofpoint import main
-from conftest import make_checkpoint, write_data
+from conftest import ROOT, make_checkpoint, write_data
 
 
 def _model(kind, tmp_path, tiny_checkpoint):
@@ -195,3 +198,15 @@ def test_a_damaged_cached_build_is_detected_and_rebuilt(damage, tmp_path, tiny_c
     assert re.search(r"cache entry 'ort-fp32-cpu-\w+' is unusable \(.*\); rebuilding", err)
     built = json.loads((tmp_path / "r.json").read_text())["runs"][1]
     assert built["cache_hit"] is False and built["agreement"] == 1.0
+
+
+def test_unknown_hub_id_in_offline_mode(tmp_path, data_file):
+    """HF_HUB_OFFLINE=1 skips the probe; a model the local cache lacks is still one clear line.
+    A subprocess, since the Hugging Face libraries read HF_HUB_OFFLINE when they are imported."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    proc = subprocess.run([sys.executable, "bert_tiny.py", "--model", "someone/no-such-model",
+                           "--dataset", str(data_file), "--cache-dir", str(tmp_path / "cache")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert_ends_in_one_error_line(proc.stderr, r"cannot load the checkpoint config of 'someone/no-such-model'")
+    assert not (tmp_path / "cache").exists()
