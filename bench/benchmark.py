@@ -70,7 +70,7 @@ def random_checkpoint(shape: str) -> Checkpoint:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=VOCAB, num_labels=2, **SHAPES[shape])
     model = BertForSequenceClassification(config).eval()
-    return Checkpoint(model=model, tokenizer=None, source=f"random-{shape}", digest=weights_digest(model))
+    return Checkpoint(model=model, tokenizer=None, digest=weights_digest(model))
 
 
 def encoder_flops(config, batches) -> float:

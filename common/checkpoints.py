@@ -21,7 +21,6 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 class Checkpoint:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    source: str  # what the user passed: hub id or folder
     digest: str  # hash of the weights, part of every build's cache key
 
 
@@ -80,5 +79,5 @@ def load_checkpoint(source: str) -> Checkpoint:
     except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load the weights of '{source}': {first_line(exc)}") from None
     model = model.float().eval()
-    return Checkpoint(model=model, tokenizer=tokenizer, source=source, digest=weights_digest(model))
+    return Checkpoint(model=model, tokenizer=tokenizer, digest=weights_digest(model))
 

@@ -25,8 +25,6 @@ FILE_FORMATS = {
 class Examples:
     sentences: list[str]
     labels: np.ndarray  # int64, 0 = negative, 1 = positive
-    source: str  # dataset id or file path, as given
-    split: str
 
 
 def _load_table(source: str, split: str):
@@ -77,6 +75,5 @@ def load_examples(source: str, split: str = "validation", limit: int | None = No
             raise UserError(f"'{source}' row {row + 1}: empty sentence")
         if label not in (0, 1) or isinstance(label, bool):
             raise UserError(f"'{source}' row {row + 1}: label {label!r} is not 0 or 1")
-    return Examples(sentences=list(sentences), labels=np.asarray(labels, dtype=np.int64),
-                    source=source, split=split)
+    return Examples(sentences=list(sentences), labels=np.asarray(labels, dtype=np.int64))
 

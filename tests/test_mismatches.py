@@ -17,8 +17,7 @@ def _evaluation(logits):
 
 
 def test_lists_exactly_the_flipped_sentences(tmp_path):
-    examples = Examples(sentences=["good", 'a "quoted"\tone', "bad"], labels=np.array([1, 1, 0]),
-                        source="x", split="validation")
+    examples = Examples(sentences=["good", 'a "quoted"\tone', "bad"], labels=np.array([1, 1, 0]))
     reference = _evaluation([[0, 1], [0, 1], [1, 0]])
     built = _evaluation([[0, 1], [1, 0], [0.2, 0.1]])
     path = tmp_path / "m.tsv"
