@@ -172,3 +172,15 @@ def test_groqflow_missing_entirely_is_one_clear_line(tiny_checkpoint, data_file,
     assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--backend", "groqflow") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the groqflow package does not import" in err[0]
+
+
+def test_contract_a_failure_on_the_card_is_one_clear_line(groqflow, tiny_checkpoint, data_file,
+                                                          cache_dir, capsys, monkeypatch):
+    def card_failure(self, **inputs):
+        raise RuntimeError("Failed while trying to run GroqChips locally.")
+
+    monkeypatch.setattr(StandInGroqModel, "__call__", card_failure)
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("bert_tiny: error: running GroqFlow build 'bert-fp16-1chip-")
+    assert "Failed while trying to run GroqChips locally." in last

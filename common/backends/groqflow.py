@@ -88,7 +88,10 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     from groqflow import groqit
     from groqflow.common import sdk_helpers
 
-    chips = sdk_helpers.get_num_chips_available()
+    try:
+        chips = sdk_helpers.get_num_chips_available()
+    except Exception as exc:  # e.g. lspci missing; GroqFlow has printed its message already
+        raise UserError(f"cannot count this host's GroqChip processors ({first_line(exc)})") from None
     if chips < options.num_chips:
         raise UserError(f"the build asks for {options.num_chips} GroqChip processors but this host "
                         f"has {chips}; pass --num-chips N")
@@ -125,7 +128,11 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         facts["groqflow_estimate_note"] = f"not available ({first_line(exc)})"
 
     def predict(batch: Batch) -> np.ndarray:
-        out = model(**groq_inputs(batch))
+        try:
+            out = model(**groq_inputs(batch))
+        except Exception as exc:  # GroqModel runs the card in a subprocess with its own log
+            raise UserError(f"running GroqFlow build '{build_name}' failed ({first_line(exc)}); "
+                            f"see {groq_cache / build_name}") from None
         logits = out[0] if isinstance(out, (tuple, list)) else out
         return np.asarray(logits.detach().numpy() if hasattr(logits, "detach") else logits,
                           dtype=np.float32)
