@@ -46,12 +46,13 @@ def sentences(max_length: int, seed: int) -> tuple[Encoded, Encoded, str]:
         from transformers import AutoTokenizer
 
         from common.batching import tokenize
+        from common.calibration import draw_indices
         from common.sst2 import load_examples
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         evaluation = tokenize(tokenizer, load_examples(str(validation)).sentences, max_length)
         rows = load_examples(str(train), split="train").sentences
-        picked = np.random.default_rng(seed).choice(len(rows), 200, replace=False)
+        picked = draw_indices(len(rows), 200, seed)
         return evaluation, tokenize(tokenizer, [rows[i] for i in picked], max_length), "SST-2 validation"
     rng = np.random.default_rng(seed)
 

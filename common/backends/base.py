@@ -41,6 +41,15 @@ class Calibration:
         return {**self.key(), "tokens": tokens}
 
 
+def build_key_parts(backend: str, weights: str, options: dict, versions: dict[str, str],
+                    calibration: Calibration | None) -> dict:
+    """Everything a backend's build depends on, hashed into its cache key or build name."""
+    parts = {"backend": backend, "weights": weights, "options": options, "versions": versions}
+    if calibration is not None:
+        parts["calibration"] = calibration.cache_parts()
+    return parts
+
+
 @dataclass
 class Runner:
     """A built (or reference) model: logits float32 [batch, 2] for a batch of int64 arrays."""

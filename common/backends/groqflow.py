@@ -19,12 +19,10 @@ from ..batching import Batch, make_batches
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
-from .base import BuildOptions, Calibration, Runner
+from .base import BuildOptions, Calibration, Runner, build_key_parts
 
 NAME = "groqflow"
 STATIC_SHAPE = True
-# The inputs of the original proof points: token ids as int64, the attention mask as bool.
-GROQ_INPUTS = ("input_ids", "attention_mask")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -38,10 +36,11 @@ def quiet_failure(call: Callable[[], object]) -> str:
         with redirect_stdout(printed), redirect_stderr(printed):
             call()
     except Exception as exc:
+        if str(exc).strip():
+            return first_line(exc)
         lines = [line.strip() for line in _ANSI.sub("", printed.getvalue()).splitlines()]
         errors = [line[len("Error:"):].strip() for line in lines if line.startswith("Error:")]
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else \
-            (errors[0] if errors else type(exc).__name__)
+        return errors[0] if errors else type(exc).__name__
     return ""
 
 
@@ -69,7 +68,7 @@ def library_versions() -> dict[str, str]:
 
 
 def groq_inputs(batch: Batch):
-    """Our int64 arrays as the torch tensors GroqFlow was given at build time."""
+    """The inputs of the original proof points: token ids as int64, the attention mask as bool."""
     import torch
 
     return {"input_ids": torch.from_numpy(batch["input_ids"]).long(),
@@ -98,10 +97,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
     int8 = options.precision == "int8"
-    key_parts = {"backend": NAME, "weights": checkpoint.digest, "options": asdict(options),
-                 "versions": library_versions()}
-    if int8:
-        key_parts["calibration"] = calibration.cache_parts()
+    key_parts = build_key_parts(NAME, checkpoint.digest, asdict(options), library_versions(),
+                                calibration if int8 else None)
     precision = "int8" if int8 else "fp16"  # GroqFlow converts float models to fp16
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.

@@ -43,7 +43,7 @@ class CalibrationReader:
         self._bar.reset()
 
 
-def quantize_static_int8(source: Path, target: Path, calibration: Calibration) -> dict:
+def quantize_static_int8(source: Path, target: Path, calibration: Calibration) -> None:
     """Static QDQ INT8 of the exported (unfused) graph, calibrated with MinMax."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -53,14 +53,12 @@ def quantize_static_int8(source: Path, target: Path, calibration: Calibration) -
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
                     extra_options=STATIC_OPTIONS)
-    return {}
 
 
-def quantize_dynamic_int8(source: Path, target: Path) -> dict:
+def quantize_dynamic_int8(source: Path, target: Path) -> None:
     """Dynamic INT8 of the fused graph: weights INT8, activation ranges computed per batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
                      op_types_to_quantize=["MatMul", "Attention"],
                      extra_options={"DefaultTensorType": FLOAT})
-    return {}
