@@ -6,7 +6,7 @@ import sys
 from typing import NoReturn
 
 from .backends import CHOICES
-from .backends.base import QUANTIZATIONS
+from .backends.base import FLOAT_PRECISIONS, QUANTIZATIONS
 from .cache import REBUILD_POLICIES, default_cache_dir
 from .sst2 import DEFAULT_DATASET
 
@@ -46,9 +46,10 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
     p.add_argument("--split", default="validation", help="split of a hub dataset (default: validation)")
     p.add_argument("--limit", type=int_in(1, 10_000_000), help="evaluate only the first N sentences")
     p.add_argument("--backend", choices=CHOICES, default="auto",
-                   help="auto: GroqFlow where GroqWare is usable, else ONNX Runtime")
+                   help="auto: GroqFlow where GroqWare is usable; else on CUDA ONNX Runtime, on "
+                        "the CPU OpenVINO (ONNX Runtime where OpenVINO is not installed)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="ONNX Runtime device; cuda builds fp16 (needs onnxruntime-gpu)")
+                   help="where the built model runs; cuda: ONNX Runtime, fp16 (needs onnxruntime-gpu)")
     p.add_argument("--num-chips", type=int_in(1, 64), default=num_chips,
                    help=f"GroqCards to build for (default: {num_chips})")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=DEFAULT_BATCH_SIZE,
@@ -64,6 +65,11 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                    help="write a TSV of every sentence where the build and the reference disagree")
     p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
                    help="random seed (calibration sampling); printed and saved (default: 0)")
+    if not quantize:
+        p.add_argument("--precision", choices=("auto",) + FLOAT_PRECISIONS, default="auto",
+                       help="the built model's precision; auto: the device's native fast float "
+                            "(bf16 on CPUs with AMX or AVX-512 BF16, fp16 on CUDA and GroqChips, "
+                            "else fp32)")
     if quantize:
         p.add_argument("--quantization", choices=QUANTIZATIONS, default="static",
                        help="static: calibrated INT8 (default); dynamic: no calibration")

@@ -26,13 +26,10 @@ class Evaluation:
 def evaluate(runner: Runner, batches: Batches) -> Evaluation:
     """One untimed warm-up batch, then one timed pass over every batch."""
     runner(batches.inputs[0])
-    outputs, latencies = [], []
-    start = time.perf_counter()
-    for batch in tqdm(batches.inputs, desc=f"eval {runner.name}", unit="batch"):
-        t0 = time.perf_counter()
-        outputs.append(runner(batch))
-        latencies.append(time.perf_counter() - t0)
-    seconds = time.perf_counter() - start
+    with tqdm(total=len(batches.inputs), desc=f"eval {runner.name}", unit="batch") as bar:
+        start = time.perf_counter()
+        outputs, latencies = runner.run_all(batches.inputs, bar.update)
+        seconds = time.perf_counter() - start
     for batch, out in zip(batches.inputs, outputs):
         if out.shape != (len(batch["input_ids"]), 2):
             raise RuntimeError(f"{runner.name} returned logits of shape {out.shape}")

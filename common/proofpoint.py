@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .backends import load_backend
-from .backends.base import BuildOptions
+from .backends.base import Backend, BuildOptions, choose_precision
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
 from .cache import BuildCache
 from .calibration import calibration_source, draw_calibration
 from .checkpoints import load_checkpoint
+from .cpu import cpu_summary
 from .cli import build_parser
 from .errors import UserError
 from .evaluate import evaluate, run_metrics
@@ -48,12 +49,10 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def build_options(spec: ProofPoint, args: argparse.Namespace) -> BuildOptions:
-    """INT8 for the quantize script; otherwise fp32, or fp16 on CUDA (as GroqFlow builds fp16)."""
-    if spec.quantize:
-        precision = "int8"
-    else:
-        precision = "fp16" if args.device == "cuda" else "fp32"
+def build_options(spec: ProofPoint, backend: Backend, args: argparse.Namespace) -> BuildOptions:
+    """INT8 for the quantize script; otherwise the precision asked for, or the device's native one."""
+    precision = choose_precision(backend, getattr(args, "precision", "auto"), args.device,
+                                 spec.quantize)
     return BuildOptions(precision=precision, quantization=getattr(args, "quantization", "static"),
                         device=args.device, num_chips=args.num_chips, max_length=args.max_length)
 
@@ -63,8 +62,9 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         if path:
             check_writable_target(path, flag)
     cache = BuildCache(args.cache_dir, args.rebuild)
-    backend, backend_note = load_backend(args.backend)
-    options = build_options(spec, args)
+    backend, backend_note = load_backend(args.backend, args.device,
+                                         args.quantization if spec.quantize else None)
+    options = build_options(spec, backend, args)
     checkpoint = load_checkpoint(args.model)
     limit = checkpoint.model.config.max_position_embeddings
     if args.max_length > limit:
@@ -78,7 +78,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     if args.rebuild != "never":
         cache.ensure_writable()
     if backend_note:
-        print(f"backend: {backend.NAME} ({backend_note})", file=sys.stderr)
+        print(f"backend: {backend.NAME} {options.precision} ({backend_note})", file=sys.stderr)
     print(f"{spec.name}: {args.model} on {args.dataset} ({len(examples.sentences)} sentences), "
           f"backend {backend.NAME}, seed {args.seed}", file=sys.stderr)
 
@@ -97,9 +97,10 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "environment": environment(backend.library_versions()), "runs": runs}
     if calibration is not None:
-        document["calibration"] = {**calibration.key(), "count": len(calibration.indices),
+        document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
                                    "requested": calibration.requested}
     print(format_table(runs))
+    print(cpu_summary())
     if args.json:
         write_json(args.json, document)
     if args.mismatches:

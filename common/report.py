@@ -6,6 +6,7 @@ import os
 import platform
 from pathlib import Path
 
+from .cpu import cpu_info
 from .files import write_results_file
 
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
@@ -13,22 +14,13 @@ COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogi
 
 
 def environment(extra_versions: dict[str, str]) -> dict:
-    """What a reader needs to judge the timings: versions, CPU, threads."""
+    """What a reader needs to judge the timings: versions, CPU and its matrix flags, threads."""
     import torch
 
+    info = cpu_info()
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "cpu": info["model"], "cpu_flags": info["flags"], "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "versions": extra_versions}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _build_cell(run: dict) -> str:

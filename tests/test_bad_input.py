@@ -163,16 +163,19 @@ def test_results_are_replaced_whole(tmp_path, tiny_checkpoint, data_file, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "r.json"]
 
 
-def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_file, monkeypatch, capsys):
-    from common.backends import onnxruntime as ort_backend
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_file, monkeypatch,
+                                               capsys, backend):
+    import importlib
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ort_backend, "export_onnx", interrupted)
+    monkeypatch.setattr(importlib.import_module(f"common.backends.{backend}"), "export_onnx",
+                        interrupted)
     cache = tmp_path / "cache"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir", str(cache),
-            "--json", str(tmp_path / "r.json")]
+            "--json", str(tmp_path / "r.json"), "--backend", backend]
     assert exit_code(bert_tiny.SPEC, argv) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
         "bert_tiny: interrupted; no partial build or results file was left behind"
@@ -180,22 +183,25 @@ def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_f
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.parametrize("backend, model_file, entry_name", [
+    ("onnxruntime", "model.onnx", "ort-fp32-cpu"), ("openvino", "model.bin", "ov-float")])
 @pytest.mark.parametrize("damage", ["truncate-model", "garbage-state"])
-def test_a_damaged_cached_build_is_detected_and_rebuilt(damage, tmp_path, tiny_checkpoint, data_file, capsys):
+def test_a_damaged_cached_build_is_detected_and_rebuilt(damage, backend, model_file, entry_name,
+                                                        tmp_path, tiny_checkpoint, data_file, capsys):
     cache = tmp_path / "cache"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir", str(cache),
-            "--json", str(tmp_path / "r.json")]
+            "--json", str(tmp_path / "r.json"), "--backend", backend, "--precision", "fp32"]
     assert exit_code(bert_tiny.SPEC, argv) == 0
     (entry,) = (cache / "entries").iterdir()
     if damage == "truncate-model":
-        model = entry / "model.onnx"
+        model = entry / model_file
         model.write_bytes(model.read_bytes()[:1000])
     else:
         (entry / "state.json").write_text("\x00garbage")
     capsys.readouterr()
     assert exit_code(bert_tiny.SPEC, argv) == 0
     err = capsys.readouterr().err
-    assert re.search(r"cache entry 'ort-fp32-cpu-\w+' is unusable \(.*\); rebuilding", err)
+    assert re.search(rf"cache entry '{entry_name}-\w+' is unusable \(.*\); rebuilding", err)
     built = json.loads((tmp_path / "r.json").read_text())["runs"][1]
     assert built["cache_hit"] is False and built["agreement"] == 1.0
 

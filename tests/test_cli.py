@@ -15,7 +15,8 @@ RUN_KEYS = {"name", "role", "backend", "device", "precision", "accuracy", "agree
 def test_results_json_has_the_documented_shape(tiny_checkpoint, data_file, cache_dir, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir",
-            str(cache_dir), "--json", str(out), "--batch-size", "4", "--seed", "7"]
+            str(cache_dir), "--json", str(out), "--batch-size", "4", "--seed", "7",
+            "--backend", "onnxruntime"]
     assert main(bert_tiny.SPEC, argv) == 0
     doc = json.loads(out.read_text())
     assert doc["model"] == str(tiny_checkpoint) and doc["dataset"] == str(data_file)
@@ -45,8 +46,8 @@ def test_the_script_runs_from_the_command_line(tiny_checkpoint, data_file, cache
                            "--json", str(out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "onnxruntime-fp32" in proc.stdout
-    assert "backend: onnxruntime (GroqFlow not usable" in proc.stderr
+    assert "openvino-" in proc.stdout
+    assert "backend: openvino" in proc.stderr and "GroqFlow not usable" in proc.stderr
     assert json.loads(out.read_text())["samples"] == len(SENTENCES)
 
 

@@ -131,7 +131,7 @@ def test_contract_auto_picks_groqflow_only_when_groqware_is_found(
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir) == 0
     assert len(groqflow["groqit"]) == 1  # not called again
     err = capsys.readouterr().err
-    assert "backend: onnxruntime (GroqFlow not usable: GroqWare Suite not found (groq-devtools" in err
+    assert "(GroqFlow not usable: GroqWare Suite not found (groq-devtools" in err
 
 
 def test_groqflow_errors_that_print_instead_of_carrying_a_message_become_one_line(capsys):

@@ -41,7 +41,8 @@ def test_calibration_never_reads_the_evaluation_split(data_file, tmp_path):
 def _quantize(argv, tiny_checkpoint, data_file, train_file, cache_dir, out):
     return main(bert_quantize.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
                                      "--calibration-dataset", str(train_file), "--cache-dir",
-                                     str(cache_dir), "--json", str(out), *argv])
+                                     str(cache_dir), "--json", str(out), "--backend", "onnxruntime",
+                                     *argv])
 
 
 def test_static_int8_end_to_end_is_seeded_cached_and_really_int8(

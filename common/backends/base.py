@@ -1,25 +1,34 @@
-"""What every backend takes (options, calibration) and gives back (a Runner)."""
+"""The backend interface: what every backend takes (options, calibration) and gives back (a Runner).
+
+ONNX Runtime, OpenVINO and GroqFlow are three implementations of `Backend`; the precision a build
+uses is decided once, here, from what the backend offers on the device.
+"""
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
 from ..batching import Batch, Encoded
+from ..errors import UserError
 
 QUANTIZATIONS = ("static", "dynamic")
+FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Everything that changes what a build produces; part of the cache key."""
-    precision: str = "fp32"
+    """Everything the user chooses that can change a build; part of the cache key."""
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | int8, already resolved (see choose_precision)
     quantization: str = "static"  # int8 only
-    device: str = "cpu"  # ONNX Runtime: cpu | cuda
+    device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow
     max_length: int = 128
+    # backend-specific settings that override the backend's RECIPE (the variants benchmarks)
+    recipe: Tuple[Tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,23 +40,39 @@ class Calibration:
     encoded: Encoded  # tokenized as evaluation is
     requested: int
 
-    def key(self) -> dict:
+    def record(self) -> dict:
         """What the results JSON records: enough to draw the same samples again."""
         return {"source": self.source, "seed": self.seed, "indices": self.indices.tolist()}
 
     def cache_parts(self) -> dict:
-        """key() plus a hash of the token ids, so an edited calibration file means a new build."""
+        """record() plus a hash of the token ids, so an edited calibration file means a new build."""
         tokens = hashlib.sha256(b"".join(ids.tobytes() for ids in self.encoded.ids)).hexdigest()
-        return {**self.key(), "tokens": tokens}
+        return {**self.record(), "tokens": tokens}
 
 
-def build_key_parts(backend: str, weights: str, options: dict, versions: dict[str, str],
-                    calibration: Calibration | None) -> dict:
-    """Everything a backend's build depends on, hashed into its cache key or build name."""
-    parts = {"backend": backend, "weights": weights, "options": options, "versions": versions}
+def cache_key_parts(backend: str, weights: str, options: dict, versions: dict[str, str],
+                    recipe: dict, calibration: Optional[Calibration]) -> dict:
+    """Everything a build's files depend on, hashed into its cache key or build name: the weights,
+    the user's options, the library versions and the backend's recipe (opset, quantizer settings,
+    fusions), so that changing any of them means a rebuild."""
+    parts = {"backend": backend, "weights": weights, "options": options, "versions": versions,
+             "recipe": recipe}
     if calibration is not None:
         parts["calibration"] = calibration.cache_parts()
     return parts
+
+
+def merged_recipe(defaults: dict, options: BuildOptions) -> dict:
+    """The backend's default recipe with the options' overrides; an unknown setting is a mistake."""
+    unknown = {name for name, _ in options.recipe} - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown recipe setting(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(defaults))}")
+    return {**defaults, **dict(options.recipe)}
+
+
+Predict = Callable[[Batch], np.ndarray]
+PredictMany = Callable[[Sequence[Batch]], Tuple[list, list]]
 
 
 @dataclass
@@ -57,11 +82,63 @@ class Runner:
     backend: str
     device: str
     precision: str
-    predict: Callable[[Batch], np.ndarray]
-    build_seconds: float | None = None
-    cache_hit: bool | None = None
-    files: dict[str, int] = field(default_factory=dict)  # model file -> bytes
+    predict: Predict
+    # Every batch of a pass at once -> (logits per batch, seconds per batch): for backends that keep
+    # several batches in flight (OpenVINO) or take a whole pass in one call (GroqFlow's run_abunch).
+    predict_many: Optional[PredictMany] = None
+    build_seconds: Optional[float] = None
+    cache_hit: Optional[bool] = None
+    files: dict = field(default_factory=dict)  # model file -> bytes
     facts: dict = field(default_factory=dict)  # backend-specific build facts for the report
 
     def __call__(self, batch: Batch) -> np.ndarray:
         return self.predict(batch)
+
+    def run_all(self, batches: Sequence[Batch], progress: Callable[[int], None] = lambda n: None
+                ) -> Tuple[list, list]:
+        """Logits of every batch, in order, and each batch's seconds."""
+        if self.predict_many is not None:
+            outputs, seconds = self.predict_many(batches)
+            progress(len(batches))
+            return outputs, seconds
+        outputs, seconds = [], []
+        for batch in batches:
+            start = time.perf_counter()
+            outputs.append(self.predict(batch))
+            seconds.append(time.perf_counter() - start)
+            progress(1)
+        return outputs, seconds
+
+
+class Backend(Protocol):
+    """A backend module: `common/backends/<NAME>.py` defines these names."""
+    NAME: str
+    STATIC_SHAPE: bool  # batch 1 padded to max_length (GroqFlow compiles one shape)
+    QUANTIZATIONS: Tuple[str, ...]  # INT8 modes it builds
+
+    def available(self) -> Tuple[bool, str]:
+        """(True, "") where it can run here, else (False, why not)."""
+
+    def precisions(self, device: str) -> Tuple[str, ...]:
+        """Float precisions it builds on `device`, the device's native fast one first."""
+
+    def library_versions(self) -> dict:
+        """Versions that go into the cache key and the results JSON."""
+
+    def build(self, checkpoint, example: Batch, *, options: BuildOptions, cache,
+              calibration: Optional[Calibration] = None) -> Runner:
+        """Build (or find in the cache) and return the Runner."""
+
+
+def choose_precision(backend: Backend, requested: str, device: str, int8: bool) -> str:
+    """The one place precision is decided: INT8 for the quantize script; else the device's native
+    fast float unless the user forces one that the backend builds there."""
+    if int8:
+        return "int8"
+    offered = backend.precisions(device)
+    if requested == "auto":
+        return offered[0]
+    if requested not in offered:
+        raise UserError(f"--precision {requested}: {backend.NAME} on {device} builds "
+                        f"{' or '.join(offered)} here")
+    return requested

@@ -19,10 +19,12 @@ from ..batching import Batch, make_batches
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
-from .base import BuildOptions, Calibration, Runner, build_key_parts
+from .base import BuildOptions, Calibration, Runner, cache_key_parts
 
 NAME = "groqflow"
 STATIC_SHAPE = True
+QUANTIZATIONS = ("static",)  # GroqFlow's INT8 is calibrated with quantization_samples
+RECIPE = {"inputs": "input_ids int64, attention_mask bool, batch 1", "recipe_version": 1}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -56,6 +58,11 @@ def available() -> tuple[bool, str]:
     if why:
         return False, f"GroqWare Suite not found ({why})"
     return True, ""
+
+
+def precisions(device: str) -> tuple[str, ...]:
+    """GroqFlow converts float models to fp16 for the GroqChip."""
+    return ("fp16",)
 
 
 def library_versions() -> dict[str, str]:
@@ -97,9 +104,9 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
     int8 = options.precision == "int8"
-    key_parts = build_key_parts(NAME, checkpoint.digest, asdict(options), library_versions(),
-                                calibration if int8 else None)
-    precision = "int8" if int8 else "fp16"  # GroqFlow converts float models to fp16
+    key_parts = cache_key_parts(NAME, checkpoint.digest, asdict(options), library_versions(),
+                                RECIPE, calibration if int8 else None)
+    precision = options.precision
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
     build_name = f"bert-{precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"

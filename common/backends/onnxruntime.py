@@ -1,10 +1,7 @@
 """ONNX Runtime backend: export, fusions where they pay, fp16 (CUDA) or INT8, a session on all cores."""
 from __future__ import annotations
 
-import inspect
 import os
-import warnings
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,17 +9,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..batching import INPUT_NAMES, Batch
+from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError
-from .base import BuildOptions, Calibration, Runner, build_key_parts
+from ..export import OPSET, export_onnx
+from .base import BuildOptions, Calibration, Runner, cache_key_parts, merged_recipe
 
 NAME = "onnxruntime"
 STATIC_SHAPE = False
+QUANTIZATIONS = ("static", "dynamic")
 MODEL_FILE = "model.onnx"
 FP32_FILE = "model-fp32.onnx"
-OPSET = 17
+# what the build does beyond the user's options; in the cache key, so a change means a rebuild
+RECIPE = {"opset": OPSET, "fusions": "fp16 and dynamic int8 only", "recipe_version": 1}
 
 
 def available() -> tuple[bool, str]:
@@ -42,6 +42,11 @@ def library_versions() -> dict[str, str]:
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
+def precisions(device: str) -> tuple[str, ...]:
+    """fp16 with fused kernels on CUDA; fp32 on the CPU (its CPU kernels have no fast bf16/fp16)."""
+    return ("fp16", "fp32") if device == "cuda" else ("fp32",)
+
+
 def check_options(options: BuildOptions) -> None:
     """Reject combinations this backend cannot build, before any work."""
     import onnxruntime as ort
@@ -49,8 +54,9 @@ def check_options(options: BuildOptions) -> None:
     if options.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise UserError("--device cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
                         f"offers {', '.join(ort.get_available_providers())}")
-    if options.precision == "fp16" and options.device != "cuda":
-        raise UserError("fp16 builds run on CUDA only (--device cuda); the CPU build stays fp32")
+    if options.precision not in precisions(options.device) + ("int8",):
+        raise UserError(f"{options.precision} builds run on CUDA only (--device cuda); the CPU "
+                        "build stays fp32")
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
@@ -58,12 +64,13 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     check_options(options)
     relevant = {k: v for k, v in asdict(options).items() if k != "num_chips"}  # a GroqFlow option
     static_int8 = options.precision == "int8" and options.quantization == "static"
-    key_parts = build_key_parts(NAME, checkpoint.digest, relevant, library_versions(),
+    recipe = {**RECIPE, **merged_recipe(_int8_recipe(options), options)}
+    key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,
                                 calibration if static_int8 else None)
     label = options.precision if options.precision != "int8" else f"int8-{options.quantization}"
     cached = cache.get_or_build(
         f"ort-{label}-{options.device}", cache_key(key_parts),
-        lambda folder: _build(folder, checkpoint.model, example, options, calibration))
+        lambda folder: _build(folder, checkpoint.model, example, options, recipe, calibration))
     files = {name: meta["bytes"] for name, meta in cached.state["files"].items()}
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
                   precision=options.precision,
@@ -73,13 +80,13 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
 
 def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildOptions,
-           calibration: Calibration | None) -> dict:
+           recipe: dict, calibration: Calibration | None) -> dict:
     """Export, then what measured fastest (README, "Speed"). fp32 on the CPU stays as exported:
     ONNX Runtime's load-time optimisation of it ran about 9% faster than its offline BERT fusions.
-    The fusions are applied for fp16 on CUDA (fused attention kernels) and for dynamic INT8 (which
-    quantizes the fused Attention too); static INT8 quantizes the exported graph."""
+    The fusions are applied for fp16 on CUDA (fused attention kernels) and where the INT8 recipe
+    asks (dynamic INT8 quantizes the fused Attention too; static INT8 the exported graph)."""
     int8 = options.precision == "int8"
-    fuse = options.precision == "fp16" or (int8 and options.quantization == "dynamic")
+    fuse = options.precision == "fp16" or (int8 and recipe["fused_graph"])
     stages = ["export"] + (["fuse"] if fuse else []) + (["quantise"] if int8 else [])
     exported = folder / "exported.onnx"
     float_model = folder / (FP32_FILE if int8 else MODEL_FILE)
@@ -100,9 +107,9 @@ def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildO
 
             bar.set_postfix_str("quantise")
             if options.quantization == "dynamic":
-                quantize_dynamic_int8(float_model, folder / MODEL_FILE)
+                quantize_dynamic_int8(float_model, folder / MODEL_FILE, recipe)
             else:
-                quantize_static_int8(float_model, folder / MODEL_FILE, calibration)
+                quantize_static_int8(float_model, folder / MODEL_FILE, calibration, recipe)
             facts.update(quantization=options.quantization, fp32_bytes=float_model.stat().st_size,
                          int8_bytes=(folder / MODEL_FILE).stat().st_size)
             float_model.unlink()
@@ -110,28 +117,13 @@ def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildO
     return facts
 
 
-@contextmanager
-def _eager_attention(model: torch.nn.Module):
-    """Export with eager attention: ONNX Runtime's attention fusion does not recognise SDPA's graph."""
-    previous = getattr(model.config, "_attn_implementation", None)
-    model.config._attn_implementation = "eager"  # transformers 5 reads it at every forward
-    try:
-        yield
-    finally:
-        model.config._attn_implementation = previous
+def _int8_recipe(options: BuildOptions) -> dict:
+    """The quantizer's settings for an INT8 build (none otherwise)."""
+    if options.precision != "int8":
+        return {}
+    from .ort_quantize import DYNAMIC_RECIPE, STATIC_RECIPE
 
-
-def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> None:
-    """TorchScript-based export with dynamic batch and sequence axes (the path ORT's fusions match)."""
-    args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
-    # torch >= 2.5 defaults to the dynamo exporter; torch 2.1 (GroqWare hosts) has only this one
-    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    with _eager_attention(model), warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, args, str(path), **legacy, input_names=list(INPUT_NAMES),
-                          output_names=["logits"], dynamic_axes={**axes, "logits": {0: "batch"}},
-                          opset_version=OPSET, do_constant_folding=True)
+    return dict(STATIC_RECIPE if options.quantization == "static" else DYNAMIC_RECIPE)
 
 
 def fuse_bert(source: Path, target: Path, config, options: BuildOptions) -> dict[str, int]:

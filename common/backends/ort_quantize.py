@@ -5,6 +5,7 @@ bench/int8_variants.py): every MatMul is quantized (weights per channel), with i
 float: ONNX Runtime then runs each as one integer MatMul with a float result, instead of a
 QLinearMatMul plus a separate DequantizeLinear, which was both slower and less accurate. The
 embeddings, LayerNorm, Softmax, GELU, the pooler and the classifier head (Gemm) stay in float.
+The recipes are part of the cache key; `BuildOptions.recipe` overrides them for the variants.
 """
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ from ..batching import make_batches
 from .base import Calibration
 
 FLOAT = onnx.TensorProto.FLOAT
-STATIC_OPTIONS = {"DefaultTensorType": FLOAT, "OpTypesToExcludeOutputQuantization": ["MatMul"]}
+STATIC_RECIPE = {
+    "fused_graph": False,  # quantize the plain export (ORT's fused graph ran slower as INT8)
+    "per_channel": True,
+    "float_outputs": True,  # OpTypesToExcludeOutputQuantization: MatMul
+    "float_activation_matmuls": False,  # leave attention's QK^T and PV in float
+    "calibrate_method": "MinMax",
+}
+DYNAMIC_RECIPE = {"fused_graph": True, "op_types": ("MatMul", "Attention")}
 
 
 class CalibrationReader:
@@ -43,22 +51,35 @@ class CalibrationReader:
         self._bar.reset()
 
 
-def quantize_static_int8(source: Path, target: Path, calibration: Calibration) -> None:
-    """Static QDQ INT8 of the exported (unfused) graph, calibrated with MinMax."""
+def activation_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul nodes with no weight input: attention scores and context (QK^T, PV)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "MatMul" and not any(name in weights for name in node.input)]
+
+
+def quantize_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict) -> None:
+    """Static QDQ INT8, calibrated on the seeded samples."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    names = {i.name for i in onnx.load(str(source), load_external_data=False).graph.input}
-    quantize_static(str(source), str(target), CalibrationReader(calibration, names),
-                    quant_format=QuantFormat.QDQ, per_channel=True,
+    model = onnx.load(str(source), load_external_data=False)
+    extra = {"DefaultTensorType": FLOAT}
+    if recipe["float_outputs"]:
+        extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
+    quantize_static(str(source), str(target),
+                    CalibrationReader(calibration, {i.name for i in model.graph.input}),
+                    quant_format=QuantFormat.QDQ, per_channel=recipe["per_channel"],
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
-                    extra_options=STATIC_OPTIONS)
+                    calibrate_method=CalibrationMethod[recipe["calibrate_method"]],
+                    op_types_to_quantize=["MatMul"],
+                    nodes_to_exclude=activation_matmuls(model) if recipe["float_activation_matmuls"]
+                    else [], extra_options=extra)
 
 
-def quantize_dynamic_int8(source: Path, target: Path) -> None:
-    """Dynamic INT8 of the fused graph: weights INT8, activation ranges computed per batch."""
+def quantize_dynamic_int8(source: Path, target: Path, recipe: dict) -> None:
+    """Dynamic INT8: weights INT8, activation ranges computed per batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Attention"],
+                     op_types_to_quantize=list(recipe["op_types"]),
                      extra_options={"DefaultTensorType": FLOAT})

@@ -1,0 +1,175 @@
+"""OpenVINO backend: the CPU's own matrix engines (AMX, AVX-512 BF16/VNNI), all cores busy.
+
+The ONNX export every backend shares is converted to OpenVINO's IR and cached; INT8 is NNCF's
+post-training quantization of that IR (ov_quantize.py). At run time the IR is compiled for the CPU
+at the precision chosen by `base.choose_precision` (bf16 where OpenVINO reports BF16 among the CPU's
+optimization capabilities, else fp32) with the THROUGHPUT hint, and a pass keeps as many batches in
+flight as OpenVINO advises (one infer request per stream), results back in dataset order.
+"""
+from __future__ import annotations
+
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..batching import Batch
+from ..cache import BuildCache, cache_key
+from ..checkpoints import Checkpoint
+from ..errors import UserError
+from ..export import OPSET, export_onnx
+from .base import BuildOptions, Calibration, Runner, cache_key_parts, merged_recipe
+
+NAME = "openvino"
+STATIC_SHAPE = False
+QUANTIZATIONS = ("static",)
+IR_FILE = "model.xml"
+RECIPE = {"source": "onnx-export", "opset": OPSET, "ir": "fp32 weights (compress_to_fp16=False)",
+          "recipe_version": 1}
+# OpenVINO's names for the precisions it reports and takes as INFERENCE_PRECISION_HINT
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+
+
+def available() -> tuple[bool, str]:
+    try:
+        import openvino  # noqa: F401
+    except ImportError as exc:
+        return False, f"openvino does not import ({exc})"
+    return True, ""
+
+
+def _core():
+    import openvino as ov
+
+    return ov.Core()
+
+
+def precisions(device: str) -> tuple[str, ...]:
+    """bf16 first where OpenVINO reports BF16 for this CPU (AMX or AVX-512 BF16), else fp32."""
+    if device != "cpu":
+        raise UserError(f"OpenVINO builds for the CPU here; --device {device} takes "
+                        "--backend onnxruntime")
+    capabilities = set(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    offered = [p for p in ("bf16", "fp16") if CAPABILITY[p] in capabilities]
+    return ("bf16", "fp32", *offered[1:]) if "bf16" in offered else ("fp32", *offered)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("torch", "transformers", "onnx", "openvino", "nncf"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
+          calibration: Optional[Calibration] = None) -> Runner:
+    if options.device != "cpu":
+        precisions(options.device)  # raises the one-line explanation
+    int8 = options.precision == "int8"
+    if int8:
+        from .ov_quantize import INT8_RECIPE
+
+        recipe = {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
+    else:
+        recipe = {**RECIPE, **merged_recipe({}, options)}
+    ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
+    key = cache_key(cache_key_parts(NAME, checkpoint.digest, {"ir": ir}, library_versions(),
+                                    recipe, calibration if int8 else None))
+    cached = cache.get_or_build(
+        f"ov-{ir}", key,
+        lambda folder: _build(folder, checkpoint.model, example, recipe, calibration if int8 else None))
+    float_precision = precisions("cpu")[0] if int8 else options.precision
+    compiled = compile_ir(cached.folder / IR_FILE, float_precision)
+    ran = inference_precision(compiled)
+    requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests,
+             "performance_hint": "THROUGHPUT"}
+    files = {name: meta["bytes"] for name, meta in cached.state["files"].items()}
+    predict, predict_many = make_predictors(compiled, requests)
+    return Runner(name=f"openvino-{'int8' if int8 else ran}", backend=NAME, device="cpu",
+                  precision="int8" if int8 else ran, predict=predict, predict_many=predict_many,
+                  build_seconds=cached.seconds, cache_hit=cached.hit, files=files, facts=facts)
+
+
+def _build(folder: Path, model, example: Batch, recipe: dict,
+           calibration: Optional[Calibration]) -> dict:
+    import openvino as ov
+
+    stages = ["export", "convert"] + (["quantise"] if calibration is not None else [])
+    exported = folder / "exported.onnx"
+    facts: dict = {}
+    with tqdm(total=len(stages), desc="build openvino", unit="stage") as bar:
+        bar.set_postfix_str("export")
+        export_onnx(model, example, exported)
+        bar.update()
+        bar.set_postfix_str("convert")
+        ir = ov.convert_model(str(exported))
+        exported.unlink()
+        bar.update()
+        if calibration is not None:
+            from .ov_quantize import quantize_int8
+
+            bar.set_postfix_str("quantise")
+            ov.save_model(ir, str(folder / "fp32.xml"), compress_to_fp16=False)
+            facts["fp32_bytes"] = sum(p.stat().st_size for p in folder.glob("fp32.*"))
+            for path in folder.glob("fp32.*"):
+                path.unlink()
+            ir = quantize_int8(ir, calibration, recipe["int8"])
+            bar.update()
+    ov.save_model(ir, str(folder / IR_FILE), compress_to_fp16=False)
+    if calibration is not None:
+        facts["int8_bytes"] = sum(p.stat().st_size for p in folder.glob("model.*"))
+    return facts
+
+
+def compile_ir(path: Path, precision: str):
+    """Compiled for the CPU in throughput mode at `precision`."""
+    return _core().compile_model(str(path), "CPU", {
+        "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]})
+
+
+def inference_precision(compiled) -> str:
+    """The float precision the compiled model really runs at, as OpenVINO reports it."""
+    name = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    return {v: k for k, v in OV_PRECISION.items()}.get(name, name)
+
+
+def make_predictors(compiled, requests: int):
+    """(one batch, synchronously; a whole pass with `requests` batches in flight)."""
+    import openvino as ov
+
+    names = [port.get_any_name() for port in compiled.inputs]
+    single = compiled.create_infer_request()
+    queue = ov.AsyncInferQueue(compiled, requests)
+
+    def feed(batch: Batch) -> dict:
+        return {name: batch[name] for name in names}
+
+    def predict(batch: Batch) -> np.ndarray:
+        return single.infer(feed(batch))[0].copy()
+
+    def predict_many(batches: Sequence[Batch]) -> tuple[list, list]:
+        outputs: list = [None] * len(batches)
+        started = [0.0] * len(batches)
+        seconds = [0.0] * len(batches)
+
+        def done(request, index: int) -> None:
+            seconds[index] = time.perf_counter() - started[index]
+            outputs[index] = request.get_output_tensor(0).data.copy()
+
+        queue.set_callback(done)
+        for index, batch in enumerate(batches):
+            queue.get_idle_request_id()  # wait for a free request, so the clock starts at launch
+            started[index] = time.perf_counter()
+            queue.start_async(feed(batch), index)
+        queue.wait_all()
+        return outputs, seconds
+
+    return predict, predict_many
