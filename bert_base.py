@@ -1,8 +1,8 @@
 """BERT-base fine-tuned on SST-2, built for 4 chips, against the PyTorch reference on the CPU."""
-from common.proofpoint import ProofPoint, main
+from common.launch import ProofPoint, launch
 
 SPEC = ProofPoint(name="bert_base", description=__doc__, model="howey/bert-base-uncased-sst2",
                   num_chips=4)
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC))
+    raise SystemExit(launch(SPEC))

@@ -1,8 +1,8 @@
 """BERT-base on SST-2 with post-training INT8 quantization, calibrated on seeded training samples."""
-from common.proofpoint import ProofPoint, main
+from common.launch import ProofPoint, launch
 
 SPEC = ProofPoint(name="bert_quantize", description=__doc__, model="howey/bert-base-uncased-sst2",
                   num_chips=4, quantize=True)
 
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC))
+    raise SystemExit(launch(SPEC))

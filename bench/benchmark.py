@@ -1,8 +1,9 @@
 """Throughput of every runner against PyTorch eager, in one run, on SST-2-shaped sentences.
 
 BERT-tiny and BERT-base shapes with random weights (speed does not depend on the weights), batches
-cut exactly as the proof points cut them. Prints sentences/s, the ratio to PyTorch eager, and the
-achieved GFLOP/s as a share of this machine's fp32 SGEMM rate measured in the same run.
+cut exactly as the proof points cut them. Prints sentences/s (median of the rounds, with min–max),
+the ratio to PyTorch eager, and the achieved GFLOP/s as a share of this machine's matrix-multiply
+rate at the runner's precision (fp32, bf16, int8), measured in the same run.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -22,18 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.backends import onnxruntime as ort_backend  # noqa: E402
-from common.backends.base import BuildOptions, Calibration  # noqa: E402
+from common.backends import openvino as ov_backend  # noqa: E402
+from common.backends.base import BuildOptions, Calibration, Runner  # noqa: E402
 from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import Encoded, make_batches  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.checkpoints import Checkpoint, weights_digest  # noqa: E402
+from common.cpu import cpu_info, cpu_summary  # noqa: E402
+from common.export import export_onnx  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
           "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)}
-RUNNERS = ("pytorch-eager", "ort-fp32", "ort-fp32-optimized", "ort-fp32-fused", "ort-int8-static",
-           "ort-int8-dynamic")
+RUNNERS = ("pytorch-eager", "pytorch-bf16", "ort-fp32", "ort-fp32-optimized", "ort-fp32-fused",
+           "ort-int8-static", "ort-int8-dynamic", "openvino-fp32", "openvino-bf16", "openvino-int8")
 VOCAB = 30522
 
 
@@ -85,12 +90,29 @@ def encoder_flops(config, batches) -> float:
     return total
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Best of several large fp32 matrix multiplies on all cores: this machine's fp32 ceiling."""
+def gemm_rates(n: int = 2048, repeats: int = 10) -> dict[str, float | None]:
+    """Best of several large matrix multiplies on all cores per precision (torch): this machine's
+    ceilings in GFLOP/s (GOP/s for int8). None where torch has no such kernel here."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    cases = {"fp32": lambda: torch.mm(a, b)}
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    cases["bf16"] = lambda: torch.mm(a16, b16)
+    a8 = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+    b8 = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+    cases["int8"] = lambda: torch._int_mm(a8, b8)
+    rates: dict[str, float | None] = {}
+    for precision, fn in cases.items():
+        try:
+            fn()
+        except (RuntimeError, AttributeError):
+            rates[precision] = None
+            continue
+        rates[precision] = 2 * n ** 3 / min(_timed(fn) for _ in range(repeats)) / 1e9
+    return rates
+
+
+def row_precision(runner: str) -> str:
+    return "int8" if "int8" in runner else "bf16" if "bf16" in runner else "fp32"
 
 
 def _timed(fn) -> float:
@@ -99,31 +121,57 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def _plain(name: str, predict) -> Runner:
+    return Runner(name=name, backend="bench", device="cpu", precision=row_precision(name),
+                  predict=predict)
+
+
+def pytorch_bf16(model: torch.nn.Module) -> Runner:
+    """The reference under CPU autocast to bf16: what PyTorch itself gets from the matrix engines."""
+    fp32 = reference_runner(model)
+
+    def predict(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return fp32(batch).astype(np.float32)
+
+    return _plain("pytorch-bf16", predict)
+
+
 def build_runners(shape: str, checkpoint: Checkpoint, batches, calibration: Encoded, folder: Path,
-                  only: set[str]) -> dict:
+                  only: set[str]) -> dict[str, Runner]:
     """pytorch-eager: the reference. ort-fp32: the export run as stored (no graph optimisation).
-    ort-fp32-optimized, ort-int8-*: what the proof points build. ort-fp32-fused: ORT's offline
-    BERT fusions of the export (what the default would be if the fusions paid here)."""
+    ort-fp32-optimized, ort-int8-*, openvino-*: what the proof points build. ort-fp32-fused: ORT's
+    offline BERT fusions of the export (what the default would be if the fusions paid here)."""
     runners = {}
     if "pytorch-eager" in only:
         runners["pytorch-eager"] = reference_runner(checkpoint.model)
+    if "pytorch-bf16" in only:
+        runners["pytorch-bf16"] = pytorch_bf16(checkpoint.model)
     exported = folder / f"{shape}-exported.onnx"
-    ort_backend.export_onnx(checkpoint.model, batches.inputs[0], exported)
+    export_onnx(checkpoint.model, batches.inputs[0], exported)
     if "ort-fp32" in only:
-        runners["ort-fp32"] = ort_backend.make_session(exported, optimize=False)
+        runners["ort-fp32"] = _plain("ort-fp32", ort_backend.make_session(exported, optimize=False))
     if "ort-fp32-fused" in only:
         fused = folder / f"{shape}-fused.onnx"
         ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
-        runners["ort-fp32-fused"] = ort_backend.make_session(fused)
+        runners["ort-fp32-fused"] = _plain("ort-fp32-fused", ort_backend.make_session(fused))
     cache = BuildCache(folder / "cache")
     calib = Calibration(source="benchmark", seed=0, indices=np.arange(len(calibration)),
                         encoded=calibration, requested=len(calibration))
-    for name, options in (("ort-fp32-optimized", BuildOptions()),
-                          ("ort-int8-static", BuildOptions(precision="int8", quantization="static")),
-                          ("ort-int8-dynamic", BuildOptions(precision="int8", quantization="dynamic"))):
-        if name in only:
-            runners[name] = ort_backend.build(checkpoint, batches.inputs[0], options=options,
-                                              cache=cache, calibration=calib)
+    for name, backend, options in (
+            ("ort-fp32-optimized", ort_backend, BuildOptions()),
+            ("ort-int8-static", ort_backend, BuildOptions(precision="int8", quantization="static")),
+            ("ort-int8-dynamic", ort_backend, BuildOptions(precision="int8", quantization="dynamic")),
+            ("openvino-fp32", ov_backend, BuildOptions(precision="fp32")),
+            ("openvino-bf16", ov_backend, BuildOptions(precision="bf16")),
+            ("openvino-int8", ov_backend, BuildOptions(precision="int8"))):
+        if name not in only:
+            continue
+        if options.precision == "bf16" and "bf16" not in backend.precisions("cpu"):
+            print(f"{name}: skipped, this CPU has no bf16", file=sys.stderr)
+            continue
+        runners[name] = backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
+                                      calibration=calib)
     return runners
 
 
@@ -148,18 +196,18 @@ def profile_ops(model_path: Path, batches, folder: Path) -> dict[str, float]:
     return {op: t / whole for op, t in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
-def measure(runners: dict, batches, rounds: int) -> dict[str, float]:
-    """Best pass time per runner; runners take turns each round so drift hits them alike."""
-    for run in runners.values():
-        run(batches.inputs[0])
-    best = {name: float("inf") for name in runners}
+def measure(runners: dict[str, Runner], batches, rounds: int) -> dict[str, list[float]]:
+    """Seconds of every pass per runner, after one untimed pass (OpenVINO compiles per input
+    shape on first sight); runners take turns each round so drift hits them alike."""
+    for runner in runners.values():
+        runner.run_all(batches.inputs)
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, run in runners.items():
+        for name, runner in runners.items():
             start = time.perf_counter()
-            for batch in batches.inputs:
-                run(batch)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            runner.run_all(batches.inputs)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -167,7 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="tiny,base", help="comma-separated: tiny, base")
     p.add_argument("--runners", default=",".join(RUNNERS), help="comma-separated subset of " + ", ".join(RUNNERS))
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (best one counts)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="timed passes per runner (the median counts; min–max shown)")
     p.add_argument("--profile", action="store_true",
                    help="also print ONNX Runtime's time per operator type (fp32 graphs)")
     p.add_argument("--json", metavar="FILE")
@@ -175,9 +224,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     evaluation, calibration, source = sentences(128, seed=0)
     batches = make_batches(evaluation, args.batch_size)
-    sgemm = sgemm_gflops()
+    gemm = gemm_rates()
+    rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in gemm.items())
     print(f"sentences: {len(evaluation)} ({source}), batch size {args.batch_size}, "
-          f"{os.cpu_count()} threads; fp32 SGEMM 2048^3: {sgemm:.1f} GFLOP/s")
+          f"{args.rounds} rounds; GEMM 2048^3 (GFLOP/s, GOP/s for int8): {rates}\n{cpu_summary()}")
     rows, profiles = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for shape in args.models.split(","):
@@ -192,24 +242,37 @@ def main(argv=None) -> int:
                     if path.exists():
                         profiles[f"{shape} {graph}"] = profile_ops(path, batches, Path(tmp))
             eager = seconds.get("pytorch-eager")
-            for name, s in seconds.items():
-                rows.append({"model": shape, "runner": name, "throughput": len(evaluation) / s,
-                             "ratio_to_eager": eager / s if eager else None,
-                             "gflops": flops / s / 1e9, "sgemm_share": flops / s / 1e9 / sgemm,
-                             "seconds": s})
-    print(f"{'model':<6}{'runner':<20}{'sent/s':>10}{'x eager':>9}{'GFLOP/s':>10}{'% SGEMM':>9}")
+            for name, passes in seconds.items():
+                median = statistics.median(passes)
+                ceiling = gemm[row_precision(name)]
+                ratios = [e / s for e, s in zip(eager, passes)] if eager else []
+                rows.append({"model": shape, "runner": name, "precision": row_precision(name),
+                             "throughput": len(evaluation) / median,
+                             "throughput_range": [len(evaluation) / max(passes),
+                                                  len(evaluation) / min(passes)],
+                             "ratio_to_eager": statistics.median(ratios) if ratios else None,
+                             "ratio_range": [min(ratios), max(ratios)] if ratios else None,
+                             "gflops": flops / median / 1e9,
+                             "gemm_share": flops / median / 1e9 / ceiling if ceiling else None,
+                             "seconds": passes})
+    print("| model | runner | sentences/s (min–max) | × eager (min–max) | GFLOP/s | share of GEMM at its precision |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        ratio = f"{r['ratio_to_eager']:.2f}" if r["ratio_to_eager"] else "-"
-        print(f"{r['model']:<6}{r['runner']:<20}{r['throughput']:>10.1f}{ratio:>9}"
-              f"{r['gflops']:>10.1f}{100 * r['sgemm_share']:>8.1f}%")
+        ratio = (f"{r['ratio_to_eager']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
+                 if r["ratio_to_eager"] else "-")
+        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
+        print(f"| {r['model']} | {r['runner']} | {r['throughput']:.1f} ({r['throughput_range'][0]:.0f}–"
+              f"{r['throughput_range'][1]:.0f}) | {ratio} | {r['gflops']:.0f} | {share} |")
     for shape, shares in profiles.items():
         top = ", ".join(f"{op} {100 * share:.1f}%" for op, share in list(shares.items())[:6])
         print(f"profile {shape} graph, kernel time: {top}")
     if args.json:
         write_atomic(Path(args.json), json.dumps({
-            "sgemm_gflops": sgemm, "rows": rows, "sentences": source, "batch_size": args.batch_size,
-            "rounds": args.rounds, "op_time_shares": profiles, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "versions": ort_backend.library_versions()}, indent=2) + "\n")
+            "gemm_rates": gemm, "rows": rows, "sentences": source, "batch_size": args.batch_size,
+            "rounds": args.rounds, "op_time_shares": profiles, "cpu": cpu_info(),
+            "platform": platform.platform(),
+            "versions": {**ort_backend.library_versions(), **ov_backend.library_versions()}},
+            indent=2) + "\n")
     return 0
 
 

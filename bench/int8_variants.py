@@ -1,107 +1,112 @@
-"""Which operators to quantize: accuracy and speed of static INT8 variants, measured in one run.
+"""Which INT8 recipe: accuracy and speed of quantization variants, measured in one run.
 
-On a real SST-2 checkpoint (default: ../shared/models/minilm-l6-sst2) against its PyTorch fp32
-reference on the validation set, calibrated on seeded training samples. The variant the product
-uses is marked `default`. Evidence for the choice documented in the README.
+Every variant is built by the product's own backend (`backend.build` with `BuildOptions.recipe`
+overriding the backend's default recipe) on a real SST-2 checkpoint (default:
+../shared/models/minilm-l6-sst2), calibrated on the same seeded training samples, and compared with
+its PyTorch fp32 reference on the validation set. Speed is the median of --rounds passes, each
+runner taking its turn in every round. The variant the product uses is marked `default`.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import onnx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.backends import onnxruntime as ort_backend  # noqa: E402
-from common.backends.base import BuildOptions, Runner  # noqa: E402
-from common.backends.ort_quantize import (STATIC_OPTIONS, CalibrationReader,  # noqa: E402
-                                          quantize_dynamic_int8)
+from common.backends import load_backend  # noqa: E402
+from common.backends.base import BuildOptions  # noqa: E402
 from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import make_batches, tokenize  # noqa: E402
+from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
+from common.cpu import cpu_summary  # noqa: E402
 from common.evaluate import evaluate  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-
-
-def activation_matmuls(model: onnx.ModelProto) -> list[str]:
-    """MatMul nodes with no weight input: attention scores and context (QK^T, PV)."""
-    weights = {init.name for init in model.graph.initializer}
-    return [node.name for node in model.graph.node
-            if node.op_type == "MatMul" and not any(name in weights for name in node.input)]
-
-
-def static(source: Path, target: Path, calibration, exclude_activation_matmuls: bool = False,
-           per_channel: bool = True, float_outputs: bool = True) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    model = onnx.load(str(source))
-    quantize_static(str(source), str(target),
-                    CalibrationReader(calibration, {i.name for i in model.graph.input}),
-                    quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
-                    nodes_to_exclude=activation_matmuls(model) if exclude_activation_matmuls else [],
-                    extra_options=STATIC_OPTIONS if float_outputs
-                    else {"DefaultTensorType": onnx.TensorProto.FLOAT})
+# (label, quantization, recipe overrides); the first of each backend is its default
+VARIANTS = {
+    "onnxruntime": [
+        ("default: every MatMul, float outputs, per-channel", "static", ()),
+        ("... MatMul outputs quantized too", "static", (("float_outputs", False),)),
+        ("... attention's QK^T and PV left in float", "static", (("float_activation_matmuls", True),)),
+        ("... per-tensor weights", "static", (("per_channel", False),)),
+        ("... quantizing ORT's fused graph", "static", (("fused_graph", True),)),
+        ("dynamic INT8 (fused graph, MatMul + Attention)", "dynamic", ()),
+    ],
+    "openvino": [
+        ("default: mixed preset, SmoothQuant off, fast bias correction", "static", ()),
+        ("SmoothQuant alpha 0.95 (NNCF's default)", "static", (("smooth_quant_alpha", 0.95),)),
+        ("SmoothQuant alpha 0.8", "static", (("smooth_quant_alpha", 0.8),)),
+        ("SmoothQuant alpha 0.5", "static", (("smooth_quant_alpha", 0.5),)),
+        ("preset performance", "static", (("preset", "performance"),)),
+        ("full bias correction", "static", (("fast_bias_correction", False),)),
+        ("no bias correction", "static", (("bias_correction", False),)),
+        ("attention (fused SDPA) in float", "static", (("float_attention", True),)),
+        ("classifier and pooler in float", "static", (("ignored_patterns", (".*classifier.*", ".*pooler.*")),)),
+    ],
+}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--backend", choices=tuple(VARIANTS), default="openvino")
     p.add_argument("--model", default=str(SHARED / "models/minilm-l6-sst2"))
     p.add_argument("--dataset", default=str(SHARED / "data/sst2/validation.tsv"))
     p.add_argument("--calibration-dataset", default=str(SHARED / "data/sst2/train.tsv"))
     p.add_argument("--calibration-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
+    p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
     args = p.parse_args()
+    backend, _ = load_backend(args.backend)
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
     calibration = draw_calibration(args.calibration_dataset, args.seed, args.calibration_samples,
                                    checkpoint.tokenizer, 128)
-    reference = evaluate(reference_runner(checkpoint.model), batches)
-    rows = [("pytorch fp32 (reference)", reference, 0.0, None)]
+    variants = VARIANTS[args.backend]
+    if args.only:
+        variants = [variants[int(i)] for i in args.only.split(",")]
+    reference = reference_runner(checkpoint.model)
+    rows = [("pytorch fp32 (reference)", evaluate(reference, batches), reference, None, None)]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        exported, fused = folder / "exported.onnx", folder / "fused.onnx"
-        ort_backend.export_onnx(checkpoint.model, batches.inputs[0], exported)
-        ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
-        variants = {
-            "fp32, ORT-fused graph (no INT8)": None,
-            "default: all MatMuls, float outputs, per-channel": lambda t: static(exported, t, calibration),
-            "... MatMul outputs quantized too": lambda t: static(exported, t, calibration, float_outputs=False),
-            "... attention's QK^T and PV left in float": lambda t: static(exported, t, calibration, True),
-            "... per-tensor weights": lambda t: static(exported, t, calibration, per_channel=False),
-            "... on the ORT-fused graph": lambda t: static(fused, t, calibration),
-            "dynamic INT8 (fused graph, MatMul + Attention)": lambda t: quantize_dynamic_int8(fused, t),
-        }
-        for i, (name, quantize) in enumerate(variants.items()):
-            target = fused if quantize is None else folder / f"variant{i}.onnx"
+        cache = BuildCache(Path(tmp))
+        for label, quantization, recipe in variants:
+            options = BuildOptions(precision="int8", quantization=quantization, recipe=recipe)
             start = time.perf_counter()
-            if quantize is not None:
-                quantize(target)
-            seconds = time.perf_counter() - start
-            runner = Runner(name=name, backend="onnxruntime", device="cpu", precision="int8",
-                            predict=ort_backend.make_session(target))
-            rows.append((name, evaluate(runner, batches), seconds, target.stat().st_size))
-    print(f"\n{args.model}: {len(examples.sentences)} sentences, {len(calibration.indices)} calibration "
-          f"samples (seed {args.seed})")
-    print(f"{'variant':<52}{'accuracy':>9}{'Δ points':>9}{'agreement':>10}{'sent/s':>8}{'x ref':>7}{'build s':>8}{'MB':>7}")
-    base_acc = (reference.predictions == examples.labels).mean()
-    for name, ev, seconds, size in rows:
-        acc = (ev.predictions == examples.labels).mean()
-        agree = (ev.predictions == reference.predictions).mean()
-        speed = len(examples.sentences) / ev.eval_seconds
-        print(f"{name:<52}{acc:>9.4f}{100 * (acc - base_acc):>+9.2f}{agree:>10.4f}{speed:>8.1f}"
-              f"{reference.eval_seconds / ev.eval_seconds:>7.2f}{seconds:>8.1f}"
-              f"{(size or 0) / 1e6:>7.1f}")
+            runner = backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
+                                   calibration=calibration)
+            size = sum(runner.files.values())
+            rows.append((label, evaluate(runner, batches), runner, time.perf_counter() - start, size))
+        seconds = {label: [] for label, *_ in rows}
+        for _ in range(args.rounds):  # every runner takes its turn in each round
+            for label, _, runner, _, _ in rows:
+                start = time.perf_counter()
+                runner.run_all(batches.inputs)
+                seconds[label].append(time.perf_counter() - start)
+    medians = {label: statistics.median(s) for label, s in seconds.items()}
+    base = medians[rows[0][0]]
+    base_accuracy = (rows[0][1].predictions == examples.labels).mean()
+    print(f"\n{args.backend}, {args.model}: {len(examples.sentences)} sentences, "
+          f"{len(calibration.indices)} calibration samples (seed {args.seed}), median of "
+          f"{args.rounds} rounds\n{cpu_summary()}")
+    print("| variant | accuracy | Δ points | agreement | × PyTorch fp32 (min–max) | build s | MB |")
+    print("|---|---|---|---|---|---|---|")
+    for label, evaluation, _, build_seconds, size in rows:
+        accuracy = (evaluation.predictions == examples.labels).mean()
+        agreement = (evaluation.predictions == rows[0][1].predictions).mean()
+        ratios = [b / s for b, s in zip(seconds[rows[0][0]], seconds[label])]
+        print(f"| {label} | {accuracy:.4f} | {100 * (accuracy - base_accuracy):+.2f} | "
+              f"{agreement:.4f} | {base / medians[label]:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | "
+              f"{'' if build_seconds is None else f'{build_seconds:.1f}'} | "
+              f"{'' if size is None else f'{size / 1e6:.1f}'} |")
     return 0
 
 

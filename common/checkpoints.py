@@ -11,9 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from .errors import UserError, first_line
-from .hub import ensure_hub_reachable
 
-LOCAL_HINT = "pass a local checkpoint folder with --model DIR"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
@@ -60,8 +58,7 @@ def load_checkpoint(source: str) -> Checkpoint:
     else:
         if source.startswith((".", "/", "~")) or source.count("/") > 1:
             raise UserError(f"checkpoint folder '{source}' does not exist")
-        ensure_hub_reachable("model", source, LOCAL_HINT)
-        location = source
+        location = source  # a hub id, found loadable by sources.resolve
     try:
         config = AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as exc:

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
+from .progress import progress_bar
 
 from .backends.base import Runner
 from .batching import Batches
@@ -26,7 +26,7 @@ class Evaluation:
 def evaluate(runner: Runner, batches: Batches) -> Evaluation:
     """One untimed warm-up batch, then one timed pass over every batch."""
     runner(batches.inputs[0])
-    with tqdm(total=len(batches.inputs), desc=f"eval {runner.name}", unit="batch") as bar:
+    with progress_bar(f"eval {runner.name}", len(batches.inputs), "batch") as bar:
         start = time.perf_counter()
         outputs, latencies = runner.run_all(batches.inputs, bar.update)
         seconds = time.perf_counter() - start

@@ -1,13 +1,13 @@
-"""Fail fast when the Hugging Face hub cannot be reached, instead of minutes of retries."""
+"""Is a hub repository loadable now? Asked through huggingface_hub itself (its endpoint, proxies and
+offline mode), once, with a short timeout, instead of minutes of retries inside each loader."""
 from __future__ import annotations
 
 import os
-import socket
-from urllib.parse import urlparse
+from typing import Optional
 
-from .errors import UserError
+from .errors import first_line
 
-PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 5.0
 
 
 def hub_offline_mode() -> bool:
@@ -15,21 +15,33 @@ def hub_offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def ensure_hub_reachable(what: str, name: str, local_hint: str) -> None:
-    """Raise a UserError naming `name` and how to pass a local copy when the hub is unreachable.
+def in_local_cache(repo_id: str, repo_type: str) -> bool:
+    """Whether an earlier download left this repository in the Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
 
-    Skipped in offline mode (HF_HUB_OFFLINE=1), where the libraries read their own cache.
-    """
+    probe = "config.json" if repo_type == "model" else "README.md"
+    return isinstance(try_to_load_from_cache(repo_id, probe, repo_type=repo_type), str)
+
+
+def hub_problem(repo_id: str, repo_type: str) -> Optional[str]:
+    """None when `repo_id` can be loaded now (from the hub, or offline from the local cache);
+    otherwise why not, in a few words."""
     if hub_offline_mode():
-        return
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
+        if in_local_cache(repo_id, repo_type):
+            return None
+        return "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HfHubHTTPError, RepositoryNotFoundError
+
+    # the endpoint is read now, not at import, so HF_ENDPOINT set by a caller counts
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+    info = api.model_info if repo_type == "model" else api.dataset_info
     try:
-        with socket.create_connection((url.hostname, port), timeout=PROBE_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise UserError(
-            f"cannot load {what} '{name}': the Hugging Face hub ({url.hostname}) is unreachable "
-            f"({exc.strerror or exc}) and '{name}' is not a local path; {local_hint}"
-        ) from None
+        info(repo_id, timeout=PROBE_TIMEOUT_S)
+    except RepositoryNotFoundError:
+        return "no such repository on the hub"
+    except HfHubHTTPError:
+        return None  # reachable; gated or private: the loader says what the token needs
+    except Exception as exc:  # connection refused, DNS, proxy, timeout: transport errors of any kind
+        return f"the Hugging Face hub is unreachable ({first_line(exc)})"
+    return None

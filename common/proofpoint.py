@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from typing import Sequence
 
 from .backends import load_backend
@@ -11,7 +10,7 @@ from .backends.base import Backend, BuildOptions, choose_precision
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
 from .cache import BuildCache
-from .calibration import calibration_source, draw_calibration
+from .calibration import draw_calibration
 from .checkpoints import load_checkpoint
 from .cpu import cpu_summary
 from .cli import build_parser
@@ -20,17 +19,9 @@ from .evaluate import evaluate, run_metrics
 from .files import check_writable_target
 from .mismatches import write_mismatches
 from .report import environment, format_table, write_json
+from .launch import INTERRUPTED, ProofPoint
+from .sources import ROOT, calibration_wanted, data_wanted, model_wanted, resolve
 from .sst2 import load_examples
-
-
-@dataclass(frozen=True)
-class ProofPoint:
-    """What distinguishes one script from another."""
-    name: str
-    description: str
-    model: str
-    num_chips: int
-    quantize: bool = False
 
 
 def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
@@ -43,8 +34,7 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
         print(f"{spec.name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{spec.name}: interrupted; no partial build or results file was left behind",
-              file=sys.stderr)
+        print(f"{spec.name}: {INTERRUPTED}", file=sys.stderr)
         return 130
     return 0
 
@@ -57,6 +47,16 @@ def build_options(spec: ProofPoint, backend: Backend, args: argparse.Namespace) 
                         device=args.device, num_chips=args.num_chips, max_length=args.max_length)
 
 
+def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool) -> dict:
+    """Model, evaluation data and (for static INT8) calibration data: local, hub or bundled."""
+    bundled = ROOT / spec.bundled_model if spec.bundled_model else None
+    wanted = {"model": model_wanted(args.model, spec.model, bundled),
+              "dataset": data_wanted("dataset", args.dataset, args.split, "--dataset")}
+    if calibrate:
+        wanted["calibration"] = calibration_wanted(args.calibration_dataset, args.dataset)
+    return dict(zip(wanted, resolve(list(wanted.values()))))
+
+
 def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
         if path:
@@ -65,21 +65,25 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     backend, backend_note = load_backend(args.backend, args.device,
                                          args.quantization if spec.quantize else None)
     options = build_options(spec, backend, args)
-    checkpoint = load_checkpoint(args.model)
+    static_int8 = spec.quantize and options.quantization == "static"
+    sources = resolve_sources(spec, args, static_int8)
+    checkpoint = load_checkpoint(sources["model"].location)
     limit = checkpoint.model.config.max_position_embeddings
     if args.max_length > limit:
         raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
-    examples = load_examples(args.dataset, args.split, args.limit)
+    examples = load_examples(sources["dataset"].location, args.split, args.limit)
     calibration = None
-    if spec.quantize and options.quantization == "static":
-        source = calibration_source(args.calibration_dataset, args.dataset)
-        calibration = draw_calibration(source, args.seed, args.calibration_samples,
-                                       checkpoint.tokenizer, args.max_length)
+    if static_int8:
+        source = sources["calibration"]
+        calibration = draw_calibration(source.location, source.split, args.seed,
+                                       args.calibration_samples, checkpoint.tokenizer,
+                                       args.max_length, examples.sentences)
     if args.rebuild != "never":
         cache.ensure_writable()
     if backend_note:
         print(f"backend: {backend.NAME} {options.precision} ({backend_note})", file=sys.stderr)
-    print(f"{spec.name}: {args.model} on {args.dataset} ({len(examples.sentences)} sentences), "
+    print(f"{spec.name}: {sources['model'].location} on {sources['dataset'].location} "
+          f"({len(examples.sentences)} sentences), "
           f"backend {backend.NAME}, seed {args.seed}", file=sys.stderr)
 
     encoded = tokenize(checkpoint.tokenizer, examples.sentences, args.max_length)
@@ -95,10 +99,12 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     document = {"model": args.model, "dataset": args.dataset, "split": args.split,
                 "samples": len(examples.sentences), "seed": args.seed,
                 "batch_size": args.batch_size, "max_length": args.max_length,
+                "sources": {what: source.record() for what, source in sources.items()},
                 "environment": environment(backend.library_versions()), "runs": runs}
     if calibration is not None:
         document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
-                                   "requested": calibration.requested}
+                                   "requested": calibration.requested,
+                                   "overlap_with_evaluation_checked": True}
     print(format_table(runs))
     print(cpu_summary())
     if args.json:

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, first_line
-from .hub import ensure_hub_reachable
 
 DEFAULT_DATASET = "stanfordnlp/sst2"
-LOCAL_HINT = "pass a local .tsv/.csv/.parquet/.jsonl file with --dataset FILE"
+COMPRESSIONS = (".gz", ".xz", ".bz2", ".zst")  # datasets decompresses text formats as it reads
 # extension -> (datasets builder, its reader options)
 FILE_FORMATS = {
     ".tsv": ("csv", {"delimiter": "\t", "quoting": 3, "keep_default_na": False}),
@@ -19,6 +18,18 @@ FILE_FORMATS = {
     ".jsonl": ("json", {}),
     ".json": ("json", {}),
 }
+
+
+def data_format(path: Path) -> str | None:
+    """The table format a file name says (".tsv" for "train.tsv.xz"), or None."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    if not suffixes or suffixes[-1] not in FILE_FORMATS:
+        return None
+    if suffixes[-1] == ".parquet" and path.suffix.lower() in COMPRESSIONS:
+        return None  # parquet compresses inside the file
+    return suffixes[-1]
 
 
 @dataclass(frozen=True)
@@ -33,27 +44,28 @@ def _load_table(source: str, split: str):
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     path = Path(source).expanduser()
-    if path.suffix.lower() in FILE_FORMATS or path.exists():
+    kind = data_format(path)
+    if kind is not None or path.exists():
         if not path.is_file():
             raise UserError(f"data file '{source}' does not exist")
-        if path.suffix.lower() not in FILE_FORMATS:
-            raise UserError(f"data file '{source}' has an unknown format; "
-                            f"use one of {', '.join(FILE_FORMATS)}")
-        builder, options = FILE_FORMATS[path.suffix.lower()]
+        if kind is None:
+            raise UserError(f"data file '{source}' has an unknown format; use one of "
+                            f"{', '.join(FILE_FORMATS)} (text formats may end in "
+                            f"{', '.join(COMPRESSIONS)})")
+        builder, options = FILE_FORMATS[kind]
         try:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
         except Exception as exc:  # datasets wraps parser errors in many types
             if "corresponds to no data" in str(exc):  # what datasets says of a header-only file
                 raise UserError(f"'{source}' has no rows") from None
             raise UserError(f"cannot read '{source}': {first_line(exc)}") from None
-    ensure_hub_reachable("dataset", source, LOCAL_HINT)
     try:
         return datasets.load_dataset(source, split=split)
     except ValueError as exc:
         raise UserError(f"dataset '{source}' has no split '{split}': {first_line(exc)}") from None
     except Exception as exc:
         raise UserError(f"cannot load dataset '{source}' from the hub: {first_line(exc)}; "
-                        f"{LOCAL_HINT}") from None
+                        "pass a local .tsv/.csv/.parquet/.jsonl file with --dataset FILE") from None
 
 
 def load_examples(source: str, split: str = "validation", limit: int | None = None) -> Examples:

@@ -63,7 +63,8 @@ def _data(kind, tmp_path, data_file):
 CASES = [
     # id, model, data, extra argv, message pattern
     ("unknown hub id, hub unreachable", "someone/no-such-model", "good", [],
-     r"cannot load model 'someone/no-such-model': the Hugging Face hub .* is unreachable .*--model DIR"),
+     r"cannot load model 'someone/no-such-model' \(pass a local checkpoint folder with --model DIR\): "
+     r"the Hugging Face hub is unreachable \(.*\)$"),
     ("folder that is not a checkpoint", "empty-folder", "good", [], r"is not a checkpoint folder: it has no config.json"),
     ("checkpoint folder missing", "missing-folder", "good", [], r"checkpoint folder .* does not exist"),
     ("model path is a file", "a-file", "good", [], r"is a file; expected a checkpoint folder"),
@@ -122,7 +123,8 @@ def test_bad_input_is_one_clear_line_and_touches_nothing(case, tmp_path, tiny_ch
 @pytest.mark.parametrize("extra, pattern", [
     (["--calibration-samples", "0"], r"argument --calibration-samples: 0 is out of range"),
     ([], r"--dataset is a local file, so name the training data .* --calibration-dataset FILE"),
-    (["--calibration-dataset", "{data}"], r"is the evaluation file; calibrate on training data"),
+    (["--calibration-dataset", "{data}"],
+     r"12 of the 12 calibration sentences drawn from .* are also evaluated .*; calibrate on training data"),
 ])
 def test_bad_calibration_input(extra, pattern, tmp_path, tiny_checkpoint, data_file, capsys):
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
@@ -214,5 +216,7 @@ def test_unknown_hub_id_in_offline_mode(tmp_path, data_file):
                            "--dataset", str(data_file), "--cache-dir", str(tmp_path / "cache")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert_ends_in_one_error_line(proc.stderr, r"cannot load the checkpoint config of 'someone/no-such-model'")
+    assert_ends_in_one_error_line(
+        proc.stderr, r"cannot load model 'someone/no-such-model' \(pass a local checkpoint folder "
+                     r"with --model DIR\): HF_HUB_OFFLINE is set and it is not in the local")
     assert not (tmp_path / "cache").exists()

@@ -1,8 +1,14 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
+
+import bert_base
+import bert_quantize
 import bert_tiny
 from common.proofpoint import main
 from conftest import ROOT, SENTENCES
@@ -51,16 +57,66 @@ def test_the_script_runs_from_the_command_line(tiny_checkpoint, data_file, cache
     assert json.loads(out.read_text())["samples"] == len(SENTENCES)
 
 
-def test_hub_unreachable_is_one_line_naming_the_model_and_the_way_out(tmp_path, capsys):
-    assert main(bert_tiny.SPEC, ["--cache-dir", str(tmp_path / "c")]) == 2
+def test_without_the_hub_bert_tiny_runs_on_the_bundled_checkpoint_and_sst2(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(bert_tiny.SPEC, ["--cache-dir", str(tmp_path / "c"), "--json", str(out)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert "M-FAC/bert-tiny-finetuned-sst2" in err[0] and "unreachable" in err[0]
-    assert "--model DIR" in err[0]
+    assert err[0].startswith("model 'M-FAC/bert-tiny-finetuned-sst2' cannot be loaded (the Hugging "
+                             "Face hub is unreachable") and "models/bert-tiny-sst2" in err[0]
+    assert err[1].startswith("dataset 'stanfordnlp/sst2' cannot be loaded") and \
+        "data/sst2/validation.tsv" in err[1]
+    doc = json.loads(out.read_text())
+    assert doc["samples"] == 872
+    assert doc["sources"]["model"]["copy"] == "bundled"
+    assert doc["sources"]["model"]["loaded"] == str(ROOT / "models" / "bert-tiny-sst2")
+    assert doc["sources"]["dataset"] == {"requested": "stanfordnlp/sst2", "copy": "bundled",
+                                         "loaded": str(ROOT / "data/sst2/validation.tsv"),
+                                         "split": "validation"}
+    reference, built = doc["runs"]
+    assert reference["accuracy"] == pytest.approx(0.7982, abs=0.0006)  # its TRAINING.md
+    assert built["agreement"] >= 0.999
+
+
+def test_without_the_hub_bert_base_names_the_model_and_the_flag_in_one_line(tmp_path, capsys):
+    assert main(bert_base.SPEC, ["--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bert_base: error: cannot load model 'howey/bert-base-uncased-sst2' (pass a local "
+                   "checkpoint folder with --model DIR): the Hugging Face hub is unreachable "
+                   "([Errno 111] Connection refused)"]
     assert not (tmp_path / "c").exists()
 
 
-def test_hub_dataset_unreachable_names_the_dataset(tiny_checkpoint, tmp_path, capsys):
-    assert main(bert_tiny.SPEC, ["--model", str(tiny_checkpoint), "--cache-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "stanfordnlp/sst2" in err[0] and "--dataset FILE" in err[0]
+def test_everything_unloadable_is_named_in_the_same_line(tmp_path, capsys):
+    assert main(bert_base.SPEC, ["--dataset", "someone/reviews", "--cache-dir", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "model 'howey/bert-base-uncased-sst2' (pass a local checkpoint folder with --model DIR)" in line
+    assert "nor dataset 'someone/reviews' (pass a local .tsv/.csv/.parquet/.jsonl file with " \
+           "--dataset FILE)" in line
+
+
+def test_bundled_training_data_is_the_default_calibration_set(tmp_path):
+    out = tmp_path / "q.json"
+    assert main(bert_quantize.SPEC, ["--model", str(ROOT / "models" / "bert-tiny-sst2"), "--limit",
+                                     "64", "--calibration-samples", "50", "--cache-dir",
+                                     str(tmp_path / "c"), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["sources"]["calibration"]["loaded"] == str(ROOT / "data/sst2/train.tsv.xz")
+    assert doc["calibration"]["source"] == str(ROOT / "data/sst2/train.tsv.xz")
+    assert doc["calibration"]["overlap_with_evaluation_checked"] is True
+    assert max(doc["calibration"]["indices"]) < 67349 and len(doc["calibration"]["indices"]) == 50
+
+
+@pytest.mark.parametrize("delay", [0.3, 2.5])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
+    """Early (while torch and transformers import) and later (loading, building)."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    proc = subprocess.Popen([sys.executable, "bert_tiny.py", "--cache-dir", str(tmp_path / "c")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == \
+        "bert_tiny: interrupted; no partial build or results file was left behind"

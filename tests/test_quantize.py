@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 import bert_quantize
-from common.calibration import calibration_source, draw_calibration, draw_indices
+from common.calibration import draw_calibration, draw_indices
 from common.errors import UserError
 from common.proofpoint import main
 from conftest import write_data
@@ -22,20 +22,23 @@ def test_same_seed_same_indices_other_seed_other_indices():
 def test_fewer_rows_than_asked_uses_them_all_and_says_so(tiny_checkpoint, tmp_path, capsys):
     small = write_data(tmp_path / "small.tsv", [("good film", 1), ("bad film", 0), ("fun", 1)])
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    calibration = draw_calibration(str(small), 0, 1000, tokenizer, 128)
+    calibration = draw_calibration(str(small), "train", 0, 1000, tokenizer, 128, ["other"])
     assert calibration.indices.tolist() == [0, 1, 2] and len(calibration.encoded) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fewer than the 1000 asked for; using all 3" in err[0]
 
 
-def test_calibration_never_reads_the_evaluation_split(data_file, tmp_path):
-    with pytest.raises(UserError, match="is the evaluation file"):
-        calibration_source(str(data_file), str(data_file))
-    with pytest.raises(UserError, match="--calibration-dataset FILE"):
-        calibration_source(None, str(data_file))
-    assert calibration_source(None, "stanfordnlp/sst2") == "stanfordnlp/sst2"  # its train split
-    other = write_data(tmp_path / "train.tsv")
-    assert calibration_source(str(other), str(data_file)) == str(other)
+def test_calibration_sharing_any_sentence_with_evaluation_is_refused(tiny_checkpoint, tmp_path):
+    """By content, whatever the file: case and spacing do not make a sentence another one."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    train = write_data(tmp_path / "train.tsv", [("A  Fun Film ", 1)] + [
+        (f"good film number {i}", 1) for i in range(30)])
+    evaluated = ["a fun film", "not in training"]
+    with pytest.raises(UserError, match=r"1 of the 31 calibration sentences drawn from .* are also "
+                                        r"evaluated \(e.g. 'A  Fun Film'\)"):
+        draw_calibration(str(train), "train", 0, 1000, tokenizer, 128, evaluated)
+    drawn = draw_calibration(str(train), "train", 0, 10, tokenizer, 128, ["nothing shared"])
+    assert len(drawn.indices) == 10
 
 
 def _quantize(argv, tiny_checkpoint, data_file, train_file, cache_dir, out):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError
 from ..export import OPSET, export_onnx
+from ..progress import progress_bar
 from .base import BuildOptions, Calibration, Runner, cache_key_parts, merged_recipe
 
 NAME = "onnxruntime"
@@ -91,7 +91,7 @@ def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildO
     exported = folder / "exported.onnx"
     float_model = folder / (FP32_FILE if int8 else MODEL_FILE)
     facts: dict = {}
-    with tqdm(total=len(stages), desc="build onnxruntime", unit="stage") as bar:
+    with progress_bar("build onnxruntime", len(stages), "stage") as bar:
         bar.set_postfix_str("export")
         export_onnx(model, example, exported)
         bar.update()

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError
 from ..export import OPSET, export_onnx
+from ..progress import progress_bar
 from .base import BuildOptions, Calibration, Runner, cache_key_parts, merged_recipe
 
 NAME = "openvino"
@@ -105,7 +105,7 @@ def _build(folder: Path, model, example: Batch, recipe: dict,
     stages = ["export", "convert"] + (["quantise"] if calibration is not None else [])
     exported = folder / "exported.onnx"
     facts: dict = {}
-    with tqdm(total=len(stages), desc="build openvino", unit="stage") as bar:
+    with progress_bar("build openvino", len(stages), "stage") as bar:
         bar.set_postfix_str("export")
         export_onnx(model, example, exported)
         bar.update()

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-from tqdm import tqdm
 
 from ..batching import make_batches
+from ..progress import progress_bar
+from ..quiet import loggers_at_error
 from .base import Calibration
 
 FLOAT = onnx.TensorProto.FLOAT
@@ -34,7 +35,7 @@ class CalibrationReader:
     def __init__(self, calibration: Calibration, input_names: set[str]):
         self._inputs = make_batches(calibration.encoded, batch_size=1).inputs
         self._names = input_names
-        self._bar = tqdm(total=len(self._inputs), desc="calibrate int8", unit="sample")
+        self._bar = progress_bar("calibrate int8", len(self._inputs), "sample")
         self._next = 0
 
     def get_next(self):
@@ -66,20 +67,22 @@ def quantize_static_int8(source: Path, target: Path, calibration: Calibration, r
     extra = {"DefaultTensorType": FLOAT}
     if recipe["float_outputs"]:
         extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
-    quantize_static(str(source), str(target),
-                    CalibrationReader(calibration, {i.name for i in model.graph.input}),
-                    quant_format=QuantFormat.QDQ, per_channel=recipe["per_channel"],
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod[recipe["calibrate_method"]],
-                    op_types_to_quantize=["MatMul"],
-                    nodes_to_exclude=activation_matmuls(model) if recipe["float_activation_matmuls"]
-                    else [], extra_options=extra)
+    with loggers_at_error(""):
+        quantize_static(str(source), str(target),
+                        CalibrationReader(calibration, {i.name for i in model.graph.input}),
+                        quant_format=QuantFormat.QDQ, per_channel=recipe["per_channel"],
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod[recipe["calibrate_method"]],
+                        op_types_to_quantize=["MatMul"],
+                        nodes_to_exclude=activation_matmuls(model)
+                        if recipe["float_activation_matmuls"] else [], extra_options=extra)
 
 
 def quantize_dynamic_int8(source: Path, target: Path, recipe: dict) -> None:
     """Dynamic INT8: weights INT8, activation ranges computed per batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=list(recipe["op_types"]),
-                     extra_options={"DefaultTensorType": FLOAT})
+    with loggers_at_error(""):
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=list(recipe["op_types"]),
+                         extra_options={"DefaultTensorType": FLOAT})
