@@ -47,4 +47,5 @@ def draw_calibration(location: str, split: str, seed: int, count: int,
     drawn = [examples.sentences[i] for i in indices]
     check_no_overlap(drawn, evaluated, location)
     return Calibration(source=location, seed=seed, indices=indices,
-                       encoded=tokenize(tokenizer, drawn, max_length), requested=count)
+                       encoded=tokenize(tokenizer, drawn, max_length), requested=count,
+                       identity=examples.identity)

@@ -63,6 +63,9 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--mismatches", metavar="FILE",
                    help="write a TSV of every sentence where the build and the reference disagree")
+    p.add_argument("--repeats", type=int_in(1, 100), default=3,
+                   help="timing rounds: the runners take turns, each round timing the same "
+                        "sentences; median and range are reported (default: 3)")
     p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
                    help="random seed (calibration sampling); printed and saved (default: 0)")
     if not quantize:

@@ -1,22 +1,31 @@
-"""Run a Runner over the batches, time every batch, and compare predictions with the reference."""
+"""The accuracy pass, then timing: runners in alternation over several rounds, and batch-1 latency.
+
+Shared machines are noisy: one pass of each runner, one after the other, can report 1.5x or 2.2x
+for the same build. The speed-up is therefore taken round by round (reference, built, reference,
+built, ...) and reported as the median with its range.
+"""
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
-from .progress import progress_bar
 
 from .backends.base import Runner
-from .batching import Batches
+from .batching import Batches, Encoded
+from .progress import progress_bar
+
+TIMING_BUDGET_S = 4.0  # reference seconds per round; a larger model times a subset of sentences
+BATCH1_SENTENCES = 32
 
 
 @dataclass(frozen=True)
 class Evaluation:
     runner: Runner
     logits: np.ndarray  # [samples, 2], dataset order
-    eval_seconds: float
-    latencies_ms: np.ndarray  # one per batch
+    seconds: float  # the accuracy pass, for choosing how much to time
 
     @property
     def predictions(self) -> np.ndarray:
@@ -24,37 +33,104 @@ class Evaluation:
 
 
 def evaluate(runner: Runner, batches: Batches) -> Evaluation:
-    """One untimed warm-up batch, then one timed pass over every batch."""
+    """One untimed warm-up batch, then one pass over every batch: the logits the metrics use."""
     runner(batches.inputs[0])
     with progress_bar(f"eval {runner.name}", len(batches.inputs), "batch") as bar:
         start = time.perf_counter()
-        outputs, latencies = runner.run_all(batches.inputs, bar.update)
+        outputs, _ = runner.run_all(batches.inputs, bar.update)
         seconds = time.perf_counter() - start
     for batch, out in zip(batches.inputs, outputs):
         if out.shape != (len(batch["input_ids"]), 2):
             raise RuntimeError(f"{runner.name} returned logits of shape {out.shape}")
-    return Evaluation(runner, batches.scatter(outputs).astype(np.float32), seconds,
-                      np.asarray(latencies) * 1000.0)
+    return Evaluation(runner, batches.scatter(outputs).astype(np.float32), seconds)
 
 
-def run_metrics(evaluation: Evaluation, labels: np.ndarray, role: str,
-                reference: Evaluation | None = None) -> dict:
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per round over the same sentences, per-batch latencies, batch-1 latencies."""
+    round_seconds: list
+    sentences: int
+    batch_ms: np.ndarray
+    batch1_ms: Optional[np.ndarray]
+
+    def throughputs(self) -> list:
+        return [self.sentences / s for s in self.round_seconds]
+
+
+def timed_rows(lengths: Sequence[int], seconds_per_sentence: float) -> np.ndarray:
+    """Which sentences the rounds time: all, or as many as TIMING_BUDGET_S of reference time
+    allows, spread evenly over the length distribution. Dataset row numbers, ascending."""
+    count = len(lengths)
+    keep = min(count, max(1, int(TIMING_BUDGET_S / max(seconds_per_sentence, 1e-9))))
+    if keep == count:
+        return np.arange(count)
+    by_length = np.argsort(np.asarray(lengths), kind="stable")
+    return np.sort(by_length[np.linspace(0, count - 1, keep).round().astype(int)])
+
+
+def subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
+    return Encoded(ids=[encoded.ids[i] for i in rows], type_ids=[encoded.type_ids[i] for i in rows],
+                   max_length=encoded.max_length, pad_id=encoded.pad_id)
+
+
+def batch1_latencies(runner: Runner, batches: Batches) -> np.ndarray:
+    """Milliseconds of one call per sentence (batches of one), after one untimed call."""
+    runner(batches.inputs[0])
+    latencies = []
+    for batch in batches.inputs:
+        start = time.perf_counter()
+        runner(batch)
+        latencies.append(time.perf_counter() - start)
+    return np.asarray(latencies) * 1000.0
+
+
+def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences: int,
+            rounds: int) -> list[Timing]:
+    """Timing of each (runner, its batches of the timed sentences, its batch-1 inputs or None):
+    `rounds` passes each, the runners taking turns in every round so drift hits them alike."""
+    seconds = [[] for _ in runs]
+    batch_seconds = [[] for _ in runs]
+    with progress_bar("timing", rounds * len(runs), "pass") as bar:
+        for _ in range(rounds):
+            for i, (runner, batches, _) in enumerate(runs):
+                start = time.perf_counter()
+                _, per_batch = runner.run_all(batches.inputs)
+                seconds[i].append(time.perf_counter() - start)
+                batch_seconds[i].extend(per_batch)
+                bar.update()
+    return [Timing(round_seconds=seconds[i], sentences=sentences,
+                   batch_ms=np.asarray(batch_seconds[i]) * 1000.0,
+                   batch1_ms=None if single is None else batch1_latencies(runner, single))
+            for i, (runner, _, single) in enumerate(runs)]
+
+
+def _spread(values: list) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role: str,
+                reference: Optional[Evaluation] = None,
+                reference_timing: Optional[Timing] = None) -> dict:
     """One entry of the results' `runs` list."""
     runner = evaluation.runner
-    n = len(labels)
     entry = {
         "name": runner.name, "role": role, "backend": runner.backend, "device": runner.device,
         "precision": runner.precision,
         "accuracy": float((evaluation.predictions == labels).mean()),
-        "agreement": None, "max_abs_logit_diff": None,
+        "agreement": None, "max_abs_logit_diff": None, "speedup": None,
         "build_seconds": runner.build_seconds, "cache_hit": runner.cache_hit,
-        "eval_seconds": evaluation.eval_seconds,
-        "throughput": n / evaluation.eval_seconds,
-        "latency_ms": {f"p{q}": float(np.percentile(evaluation.latencies_ms, q)) for q in (50, 90, 99)},
+        "throughput": _spread(timing.throughputs()),
+        "round_seconds": timing.round_seconds,
+        "latency_ms": {f"p{q}": float(np.percentile(timing.batch_ms, q)) for q in (50, 90, 99)},
+        "batch1_latency_ms": None if timing.batch1_ms is None else
+        {f"p{q}": float(np.percentile(timing.batch1_ms, q)) for q in (50, 90, 99)},
     }
     if reference is not None:
         entry["agreement"] = float((evaluation.predictions == reference.predictions).mean())
         entry["max_abs_logit_diff"] = float(np.abs(evaluation.logits - reference.logits).max())
+    if reference_timing is not None:  # round by round: both ran back to back
+        entry["speedup"] = _spread([r / b for r, b in zip(reference_timing.round_seconds,
+                                                          timing.round_seconds)])
     if runner.files:
         entry["files"] = runner.files
     if runner.facts:

@@ -5,29 +5,34 @@ import argparse
 import sys
 from typing import Sequence
 
+import numpy as np
+
 from .backends import load_backend
 from .backends.base import Backend, BuildOptions, choose_precision
 from .backends.torch_ref import reference_runner
-from .batching import make_batches, tokenize
+from .batching import Encoded, make_batches, tokenize
 from .cache import BuildCache
 from .calibration import draw_calibration
 from .checkpoints import load_checkpoint
-from .cpu import cpu_summary
 from .cli import build_parser
 from .errors import UserError
-from .evaluate import evaluate, run_metrics
+from .evaluate import (BATCH1_SENTENCES, Evaluation, evaluate, measure, run_metrics, subset,
+                       timed_rows)
 from .files import check_writable_target
 from .mismatches import write_mismatches
-from .report import environment, format_table, write_json
+from .report import environment, format_notes, format_table, write_json
 from .launch import INTERRUPTED, ProofPoint
+from .provenance import started
 from .sources import ROOT, calibration_wanted, data_wanted, model_wanted, resolve
 from .sst2 import load_examples
 
 
 def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
     """Run the proof point; a user's mistake ends in one line on stderr and exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(f"{spec.name}.py", spec.description, spec.model, spec.num_chips,
                         spec.quantize).parse_args(argv)
+    args.command = [f"{spec.name}.py", *argv]
     try:
         run(spec, args)
     except UserError as exc:
@@ -57,7 +62,29 @@ def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool)
     return dict(zip(wanted, resolve(list(wanted.values()))))
 
 
+def time_both(reference: Evaluation, built: Evaluation, encoded: Encoded, args: argparse.Namespace,
+              static_shape: bool) -> tuple[list, dict]:
+    """Both runners in alternation over the same sentences (all, or an evenly spread subset that
+    keeps a large model's rounds short), and their batch-1 latency at the built model's input
+    length on a fixed few sentences."""
+    rows = timed_rows([len(ids) for ids in encoded.ids], reference.seconds / len(encoded))
+    timed = subset(encoded, rows)
+    spread = np.linspace(0, len(rows) - 1, min(BATCH1_SENTENCES, len(rows))).round().astype(int)
+    single = subset(encoded, rows[spread])
+    single_batches = make_batches(single, 1, static_shape=static_shape)
+    runs = [(reference.runner, make_batches(timed, args.batch_size), single_batches),
+            (built.runner, make_batches(timed, args.batch_size, static_shape=static_shape),
+             single_batches if built.runner.single_calls else None)]
+    timings = measure(runs, len(rows), args.repeats)
+    return timings, {"rounds": args.repeats, "sentences": len(rows), "of": len(encoded),
+                     "selection": "all" if len(rows) == len(encoded) else
+                     "evenly spread over sentence lengths",
+                     "batch1_sentences": len(single), "batch1_input_length":
+                     args.max_length if static_shape else "each sentence's own"}
+
+
 def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
+    provenance = started(args.command)
     for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
         if path:
             check_writable_target(path, flag)
@@ -88,25 +115,27 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
 
     encoded = tokenize(checkpoint.tokenizer, examples.sentences, args.max_length)
     batches = make_batches(encoded, args.batch_size)
-    built_batches = make_batches(encoded, args.batch_size, static_shape=True) \
-        if backend.STATIC_SHAPE else batches
+    built_batches = make_batches(encoded, args.batch_size, static_shape=backend.STATIC_SHAPE)
     built = backend.build(checkpoint, built_batches.inputs[0], options=options, cache=cache,
                           calibration=calibration)
     reference = evaluate(reference_runner(checkpoint.model), batches)
     result = evaluate(built, built_batches)
-    runs = [run_metrics(reference, examples.labels, "reference"),
-            run_metrics(result, examples.labels, "built", reference)]
-    document = {"model": args.model, "dataset": args.dataset, "split": args.split,
+    timings, timed = time_both(reference, result, encoded, args, backend.STATIC_SHAPE)
+    runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
+            run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
+    document = {**provenance, "model": args.model, "dataset": args.dataset, "split": args.split,
                 "samples": len(examples.sentences), "seed": args.seed,
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "sources": {what: source.record() for what, source in sources.items()},
+                "inputs": {"weights_sha256": checkpoint.digest, "dataset": examples.identity},
+                "timing": timed,
                 "environment": environment(backend.library_versions()), "runs": runs}
     if calibration is not None:
         document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
                                    "requested": calibration.requested,
                                    "overlap_with_evaluation_checked": True}
     print(format_table(runs))
-    print(cpu_summary())
+    print(format_notes(document))
     if args.json:
         write_json(args.json, document)
     if args.mismatches:

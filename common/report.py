@@ -6,11 +6,11 @@ import os
 import platform
 from pathlib import Path
 
-from .cpu import cpu_info
+from .cpu import cpu_info, cpu_summary
 from .files import write_results_file
 
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
-           "model MB", "eval s", "sent/s", "p50 ms", "p99 ms")
+           "model MB", "sent/s (min–max)", "× reference (min–max)", "batch-1 ms")
 
 
 def environment(extra_versions: dict[str, str]) -> dict:
@@ -37,14 +37,23 @@ def _size_cell(run: dict) -> str:
     return cell + (f" (fp32 {fp32 / 1e6:.1f})" if fp32 else "")
 
 
+def spread_cell(spread: dict | None, spec: str) -> str:
+    """median (min–max)"""
+    if spread is None:
+        return "-"
+    return (f"{format(spread['median'], spec)} ({format(spread['min'], spec)}–"
+            f"{format(spread['max'], spec)})")
+
+
 def _row(run: dict) -> tuple[str, ...]:
     def fmt(value, spec):
         return "-" if value is None else format(value, spec)
 
+    batch1 = run["batch1_latency_ms"]
     return (run["name"], run["device"], run["precision"], fmt(run["accuracy"], ".4f"),
             fmt(run["agreement"], ".4f"), fmt(run["max_abs_logit_diff"], ".2e"), _build_cell(run),
-            _size_cell(run), f"{run['eval_seconds']:.2f}", f"{run['throughput']:.1f}",
-            f"{run['latency_ms']['p50']:.2f}", f"{run['latency_ms']['p99']:.2f}")
+            _size_cell(run), spread_cell(run["throughput"], ".0f"), spread_cell(run["speedup"], ".2f"),
+            "-" if batch1 is None else f"{batch1['p50']:.2f}")
 
 
 def format_table(runs: list[dict]) -> str:
@@ -54,6 +63,16 @@ def format_table(runs: list[dict]) -> str:
                        for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_notes(document: dict) -> str:
+    """What the table's speed figures cover, and the machine they were measured on."""
+    timing = document["timing"]
+    covered = (f"all {timing['of']} sentences" if timing["selection"] == "all" else
+               f"{timing['sentences']} of {timing['of']} sentences, {timing['selection']}")
+    return (f"speed: median of {timing['rounds']} rounds over {covered}, the runners taking turns; "
+            f"batch-1 ms: median of {timing['batch1_sentences']} single-sentence calls\n"
+            f"{cpu_summary()}")
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -1,12 +1,13 @@
 """Load SST-2, or any sentence/label set, from the hub or a local file, and validate it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError, first_line
+from .files import file_sha256
 
 DEFAULT_DATASET = "stanfordnlp/sst2"
 COMPRESSIONS = (".gz", ".xz", ".bz2", ".zst")  # datasets decompresses text formats as it reads
@@ -18,6 +19,14 @@ FILE_FORMATS = {
     ".jsonl": ("json", {}),
     ".json": ("json", {}),
 }
+
+
+def data_identity(location: str, table) -> dict:
+    """SHA-256 of a local file; the `datasets` fingerprint of a hub split."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        return {"sha256": file_sha256(path)}
+    return {"datasets_fingerprint": getattr(table, "_fingerprint", "unknown")}
 
 
 def data_format(path: Path) -> str | None:
@@ -36,6 +45,7 @@ def data_format(path: Path) -> str | None:
 class Examples:
     sentences: list[str]
     labels: np.ndarray  # int64, 0 = negative, 1 = positive
+    identity: dict = field(default_factory=dict)  # SHA-256 of the file, or the hub split's fingerprint
 
 
 def _load_table(source: str, split: str):
@@ -87,5 +97,6 @@ def load_examples(source: str, split: str = "validation", limit: int | None = No
             raise UserError(f"'{source}' row {row + 1}: empty sentence")
         if label not in (0, 1) or isinstance(label, bool):
             raise UserError(f"'{source}' row {row + 1}: label {label!r} is not 0 or 1")
-    return Examples(sentences=list(sentences), labels=np.asarray(labels, dtype=np.int64))
+    return Examples(sentences=list(sentences), labels=np.asarray(labels, dtype=np.int64),
+                    identity=data_identity(source, table))
 

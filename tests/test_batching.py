@@ -13,11 +13,17 @@ def test_length_sorted_batches_come_back_in_dataset_order(tiny_checkpoint):
     widths = [b["input_ids"].shape[1] for b in batches.inputs]
     assert widths == sorted(widths), "batches are length-sorted"
     assert max(widths) < 128, "padding only as far as the batch needs"
-    # the first token after [CLS] identifies each sentence; scatter must restore dataset order
-    outputs = [b["input_ids"][:, :2].astype(np.float32) for b in batches.inputs]
+    # each batch row answers with the dataset row it holds; scatter must restore dataset order
+    assert sorted(np.concatenate(batches.rows).tolist()) == list(range(len(SENTENCES)))
+    for batch, rows in zip(batches.inputs, batches.rows):  # the rows are what the batch holds
+        for row, i in enumerate(rows):
+            n = len(encoded.ids[i])
+            np.testing.assert_array_equal(batch["input_ids"][row, :n], encoded.ids[i])
+    outputs = [np.stack([rows * 10, rows * 10 + 1], axis=1).astype(np.float32)
+               for rows in batches.rows]
     restored = batches.scatter(outputs)
-    expected = np.stack([ids[:2] for ids in encoded.ids]).astype(np.float32)
-    np.testing.assert_array_equal(restored, expected)
+    np.testing.assert_array_equal(restored[:, 0], np.arange(len(SENTENCES)) * 10)
+    np.testing.assert_array_equal(restored[:, 1], np.arange(len(SENTENCES)) * 10 + 1)
     for batch in batches.inputs:
         np.testing.assert_array_equal(batch["attention_mask"].sum(1) > 0, True)
         assert (batch["input_ids"][batch["attention_mask"] == 0] == tokenizer.pad_token_id).all()

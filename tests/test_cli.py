@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -10,26 +11,41 @@ import pytest
 import bert_base
 import bert_quantize
 import bert_tiny
+from common.checkpoints import load_checkpoint
+from common.files import file_sha256
 from common.proofpoint import main
 from conftest import ROOT, SENTENCES
 
 RUN_KEYS = {"name", "role", "backend", "device", "precision", "accuracy", "agreement",
-            "max_abs_logit_diff", "build_seconds", "cache_hit", "eval_seconds", "throughput",
-            "latency_ms"}
+            "max_abs_logit_diff", "build_seconds", "cache_hit", "throughput", "speedup",
+            "round_seconds", "latency_ms", "batch1_latency_ms"}
 
 
 def test_results_json_has_the_documented_shape(tiny_checkpoint, data_file, cache_dir, tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir",
             str(cache_dir), "--json", str(out), "--batch-size", "4", "--seed", "7",
-            "--backend", "onnxruntime"]
+            "--backend", "onnxruntime", "--repeats", "4"]
     assert main(bert_tiny.SPEC, argv) == 0
     doc = json.loads(out.read_text())
     assert doc["model"] == str(tiny_checkpoint) and doc["dataset"] == str(data_file)
     assert (doc["split"], doc["samples"], doc["seed"]) == ("validation", len(SENTENCES), 7)
-    assert {"python", "cpu", "cpu_count", "versions"} <= set(doc["environment"])
+    assert {"python", "cpu", "cpu_flags", "cpu_count", "torch_threads", "versions"} <= \
+        set(doc["environment"])
+    # provenance: the command, the commit, the exact inputs
+    assert doc["command"] == ["bert_tiny.py", *argv]
+    assert doc["git_commit"] == "unknown" or len(doc["git_commit"].split("-")[0]) == 40
+    assert doc["inputs"]["dataset"]["sha256"] == file_sha256(data_file)
+    assert doc["inputs"]["weights_sha256"] == load_checkpoint(str(tiny_checkpoint)).digest
+    assert doc["timing"] == {"rounds": 4, "sentences": 12, "of": 12, "selection": "all",
+                             "batch1_sentences": 12, "batch1_input_length": "each sentence's own"}
     reference, built = doc["runs"]
     assert RUN_KEYS <= set(reference) and RUN_KEYS <= set(built)
+    # the speed-up is taken round by round from the same rounds as the throughputs
+    ratios = [r / b for r, b in zip(reference["round_seconds"], built["round_seconds"])]
+    assert len(ratios) == 4 and built["speedup"]["median"] == pytest.approx(statistics.median(ratios))
+    assert (built["speedup"]["min"], built["speedup"]["max"]) == (min(ratios), max(ratios))
+    assert built["throughput"]["max"] == pytest.approx(12 / min(built["round_seconds"]))
     assert reference["role"] == "reference" and reference["agreement"] is None
     assert reference["build_seconds"] is None and reference["device"] == "cpu"
     assert built["role"] == "built" and built["backend"] == "onnxruntime"

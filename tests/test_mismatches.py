@@ -13,7 +13,7 @@ from common.sst2 import Examples
 
 def _evaluation(logits):
     runner = Runner(name="x", backend="x", device="cpu", precision="fp32", predict=lambda b: None)
-    return Evaluation(runner, np.asarray(logits, dtype=np.float32), 1.0, np.ones(1))
+    return Evaluation(runner, np.asarray(logits, dtype=np.float32), 1.0)
 
 
 def test_lists_exactly_the_flipped_sentences(tmp_path):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from common.backends import onnxruntime as ort_backend
 from common.backends.base import BuildOptions
@@ -34,6 +35,8 @@ def test_bert_fusions_apply_to_the_exported_graph(tiny_checkpoint, tmp_path):
                       "SkipLayerNormalization": 4}, counts
 
 
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="this host has a CUDA-capable onnxruntime")
 def test_cuda_without_a_gpu_is_one_clear_line(tiny_checkpoint, data_file, tmp_path, capsys):
     import bert_tiny
     from common.proofpoint import main

@@ -39,10 +39,12 @@ class Calibration:
     indices: np.ndarray  # row numbers in the source split
     encoded: Encoded  # tokenized as evaluation is
     requested: int
+    identity: dict = field(default_factory=dict)  # the source file's SHA-256, or a fingerprint
 
     def record(self) -> dict:
         """What the results JSON records: enough to draw the same samples again."""
-        return {"source": self.source, "seed": self.seed, "indices": self.indices.tolist()}
+        return {"source": self.source, "seed": self.seed, "indices": self.indices.tolist(),
+                **self.identity}
 
     def cache_parts(self) -> dict:
         """record() plus a hash of the token ids, so an edited calibration file means a new build."""
@@ -86,6 +88,8 @@ class Runner:
     # Every batch of a pass at once -> (logits per batch, seconds per batch): for backends that keep
     # several batches in flight (OpenVINO) or take a whole pass in one call (GroqFlow's run_abunch).
     predict_many: Optional[PredictMany] = None
+    # False where one call per sentence is costly by design (GroqFlow's run() starts a process)
+    single_calls: bool = True
     build_seconds: Optional[float] = None
     cache_hit: Optional[bool] = None
     files: dict = field(default_factory=dict)  # model file -> bytes

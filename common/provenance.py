@@ -1,0 +1,26 @@
+"""Where a result came from: the command, the project's commit, the exact inputs, the machine."""
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str:
+    """The project's commit, with "-dirty" when files differ from it; "unknown" outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def started(command: list[str]) -> dict:
+    return {"command": command, "git_commit": git_commit(),
+            "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

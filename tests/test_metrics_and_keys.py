@@ -1,0 +1,84 @@
+"""run_metrics on logits whose answers are known, and what the cache key does and does not cover."""
+import numpy as np
+import pytest
+
+from common.backends import onnxruntime as ort_backend
+from common.backends import openvino as ov_backend
+from common.backends.base import BuildOptions, Calibration, Runner, cache_key_parts
+from common.batching import Encoded
+from common.cache import cache_key
+from common.evaluate import Evaluation, Timing, run_metrics, timed_rows
+
+
+def _runner(name):
+    return Runner(name=name, backend="test", device="cpu", precision="fp32", predict=lambda b: None)
+
+
+def _timing(round_seconds, sentences=4):
+    return Timing(round_seconds=round_seconds, sentences=sentences,
+                  batch_ms=np.array([1.0, 2.0, 3.0, 10.0]), batch1_ms=np.array([0.5, 1.5]))
+
+
+def test_run_metrics_on_known_logits():
+    labels = np.array([1, 0, 1, 0])
+    reference = Evaluation(_runner("ref"), np.array([[0, 1], [1, 0], [1, 0], [1, 0]], np.float32), 1.0)
+    built = Evaluation(_runner("built"), np.array([[0, 1], [0, 2], [0.5, 0], [4, 0]], np.float32), 1.0)
+    ref_entry = run_metrics(reference, _timing([2.0, 4.0, 3.0]), labels, "reference")
+    entry = run_metrics(built, _timing([1.0, 1.0, 0.5]), labels, "built", reference,
+                        _timing([2.0, 4.0, 3.0]))
+    assert ref_entry["accuracy"] == 0.75 and ref_entry["agreement"] is None
+    assert entry["accuracy"] == 0.5  # rows 0 and 3 right
+    assert entry["agreement"] == 0.75  # row 1 flipped
+    assert entry["max_abs_logit_diff"] == pytest.approx(3.0)  # row 3: |4 - 1| (row 1: |2 - 0|)
+    assert entry["speedup"] == {"median": 4.0, "min": 2.0, "max": 6.0}  # 2/1, 4/1, 3/0.5
+    assert entry["throughput"] == {"median": 4.0, "min": 4.0, "max": 8.0}  # 4 sentences per round
+    assert entry["latency_ms"]["p50"] == pytest.approx(2.5)
+    assert entry["batch1_latency_ms"]["p50"] == pytest.approx(1.0)
+
+
+def test_rounds_time_a_length_spread_subset_only_when_a_pass_is_slow():
+    lengths = [5, 50, 10, 40, 20, 30, 8, 60]
+    np.testing.assert_array_equal(timed_rows(lengths, 0.01), np.arange(8))  # 0.08 s a pass: all
+    rows = timed_rows(lengths, 1.0)  # 4 s of budget at 1 s a sentence: 4 rows
+    assert len(rows) == 4 and list(rows) == sorted(rows)
+    chosen = sorted(lengths[i] for i in rows)
+    assert chosen[0] == 5 and chosen[-1] == 60  # the shortest and the longest are both timed
+
+
+def _calibration(tokens):
+    encoded = Encoded(ids=[np.array(tokens)], type_ids=[np.zeros(len(tokens), np.int64)],
+                      max_length=128, pad_id=0)
+    return Calibration(source="train.tsv", seed=0, indices=np.array([3]), encoded=encoded, requested=1)
+
+
+def _key(options=BuildOptions(), versions=None, recipe=None, calibration=None, backend=ort_backend):
+    relevant = {k: v for k, v in vars(options).items() if k != "num_chips"}
+    return cache_key(cache_key_parts(backend.NAME, "weights", relevant,
+                                     versions or {"onnxruntime": "1.0"},
+                                     recipe or backend.RECIPE, calibration))
+
+
+def test_cache_key_covers_options_versions_recipe_and_calibration_tokens():
+    base = _key()
+    assert _key() == base
+    assert _key(BuildOptions(precision="int8")) != base
+    assert _key(BuildOptions(max_length=64)) != base
+    assert _key(versions={"onnxruntime": "1.1"}) != base
+    assert _key(recipe={**ort_backend.RECIPE, "opset": 18}) != base
+    assert _key(backend=ov_backend, recipe=ov_backend.RECIPE) != base
+    int8 = BuildOptions(precision="int8")
+    assert _key(int8, calibration=_calibration([101, 7, 102])) != \
+        _key(int8, calibration=_calibration([101, 8, 102]))  # same rows, edited sentence
+
+
+def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_path):
+    from common.batching import make_batches, tokenize
+    from common.cache import BuildCache
+    from common.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(str(tiny_checkpoint))
+    example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
+    cache = BuildCache(tmp_path)
+    first = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=1), cache=cache)
+    again = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=4), cache=cache)
+    assert first.cache_hit is False and again.cache_hit is True
