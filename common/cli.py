@@ -52,6 +52,10 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                    help="where the built model runs; cuda: ONNX Runtime, fp16 (needs onnxruntime-gpu)")
     p.add_argument("--num-chips", type=int_in(1, 64), default=num_chips,
                    help=f"GroqCards to build for (default: {num_chips})")
+    p.add_argument("--compiler-flags", metavar="'FLAGS'",
+                   help="GroqFlow: the Groq compiler's flags, replacing the defaults (INT8: "
+                        "--large-program, as the original proof points); e.g. "
+                        "--compiler-flags='--large-program --effort=high'")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=DEFAULT_BATCH_SIZE,
                    help=f"sentences per batch (default: {DEFAULT_BATCH_SIZE})")
     p.add_argument("--max-length", type=int_in(8, 512), default=DEFAULT_MAX_LENGTH,

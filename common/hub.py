@@ -3,6 +3,7 @@ offline mode), once, with a short timeout, instead of minutes of retries inside 
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 from .errors import first_line
@@ -43,5 +44,12 @@ def hub_problem(repo_id: str, repo_type: str) -> Optional[str]:
     except HfHubHTTPError:
         return None  # reachable; gated or private: the loader says what the token needs
     except Exception as exc:  # connection refused, DNS, proxy, timeout: transport errors of any kind
-        return f"the Hugging Face hub is unreachable ({first_line(exc)})"
+        return f"the Hugging Face hub is unreachable ({transport_reason(exc)})"
     return None
+
+
+def transport_reason(exc: BaseException) -> str:
+    """The operating system's words where the error carries them ("[Errno 111] Connection
+    refused"): requests-based releases wrap them in a page of retry and pool details."""
+    found = re.search(r"\[Errno -?\d+\] [^'\"()\\]+", str(exc))
+    return found.group(0).strip() if found else first_line(exc)[:160]

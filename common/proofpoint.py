@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Sequence
 
@@ -48,8 +49,10 @@ def build_options(spec: ProofPoint, backend: Backend, args: argparse.Namespace) 
     """INT8 for the quantize script; otherwise the precision asked for, or the device's native one."""
     precision = choose_precision(backend, getattr(args, "precision", "auto"), args.device,
                                  spec.quantize)
+    flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
     return BuildOptions(precision=precision, quantization=getattr(args, "quantization", "static"),
-                        device=args.device, num_chips=args.num_chips, max_length=args.max_length)
+                        device=args.device, num_chips=args.num_chips, compiler_flags=flags,
+                        max_length=args.max_length)
 
 
 def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool) -> dict:

@@ -70,9 +70,20 @@ def format_notes(document: dict) -> str:
     timing = document["timing"]
     covered = (f"all {timing['of']} sentences" if timing["selection"] == "all" else
                f"{timing['sentences']} of {timing['of']} sentences, {timing['selection']}")
-    return (f"speed: median of {timing['rounds']} rounds over {covered}, the runners taking turns; "
-            f"batch-1 ms: median of {timing['batch1_sentences']} single-sentence calls\n"
-            f"{cpu_summary()}")
+    lines = [f"speed: median of {timing['rounds']} rounds over {covered}, the runners taking turns; "
+             f"batch-1 ms: median of {timing['batch1_sentences']} single-sentence calls at "
+             f"{timing['batch1_input_length']} tokens"]
+    for run in document["runs"]:
+        facts = run.get("build_facts", {})
+        if "groqflow_on_chip_latency_ms" in facts:
+            lines.append(
+                f"{run['name']}: on-chip latency {facts['groqflow_on_chip_latency_ms']:.3f} ms "
+                f"({facts['groqflow_on_chip_ips']:.0f} IPS), estimate_performance().compute_latency, "
+                f"estimated from compiled cycle counts; end-to-end latency "
+                f"{facts['groqflow_end_to_end_latency_ms']:.3f} ms "
+                f"({facts['groqflow_end_to_end_ips']:.0f} IPS), benchmark(), 100 runs measured on "
+                "the card; sent/s: run_abunch passes timed on this host, process start included")
+    return "\n".join(lines + [cpu_summary()])
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -48,10 +48,39 @@ def write_data(path: Path, rows=SENTENCES, columns=("sentence", "label")) -> Pat
     return path
 
 
-def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0,
-                    architecture: str = "BertForSequenceClassification") -> Path:
+def _tiny_config(kind: str, vocab_size: int, num_labels: int):
+    """Random, tiny, and shaped like each family: what the export and the reference must handle."""
+    import transformers as t
+
+    common = dict(vocab_size=vocab_size, num_labels=num_labels, max_position_embeddings=130)
+    if kind == "distilbert":  # forward takes no token_type_ids
+        return t.DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, pad_token_id=0,
+                                  **common), t.DistilBertForSequenceClassification
+    if kind == "roberta":  # positions offset past the padding index; one token type
+        return t.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64, type_vocab_size=1, pad_token_id=0,
+                               **common), t.RobertaForSequenceClassification
+    if kind == "electra":  # embeddings narrower than the hidden size
+        return t.ElectraConfig(embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=64, **common), \
+            t.ElectraForSequenceClassification
+    if kind == "albert":  # one layer's weights shared across the stack
+        return t.AlbertConfig(embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, intermediate_size=64, **common), \
+            t.AlbertForSequenceClassification
+    if kind == "minilm":  # a BERT with a narrow hidden size split over many heads
+        return t.BertConfig(hidden_size=48, num_hidden_layers=3, num_attention_heads=12,
+                            intermediate_size=96, **common), t.BertForSequenceClassification
+    config = t.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, **{**common, "max_position_embeddings": 128})
+    return config, t.BertModel if kind == "BertModel" else t.BertForSequenceClassification
+
+
+def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0, kind: str = "bert") -> Path:
+    """A random checkpoint of `kind` (bert, distilbert, roberta, electra, albert, minilm, or
+    BertModel: no classifier head) with a real WordPiece tokenizer over WORDS."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+    from transformers import BertTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab-source.txt"
@@ -62,11 +91,8 @@ def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0,
         tokenizer = BertTokenizer(vocab_file=str(vocab))
     tokenizer.save_pretrained(folder)
     vocab.unlink()
-    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        num_labels=num_labels)
+    config, model_class = _tiny_config(kind, len(WORDS) + 5, num_labels)
     torch.manual_seed(seed)
-    model_class = BertModel if architecture == "BertModel" else BertForSequenceClassification
     model_class(config).eval().save_pretrained(folder)
     return folder
 

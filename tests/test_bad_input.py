@@ -28,7 +28,7 @@ def _model(kind, tmp_path, tiny_checkpoint):
     elif kind == "three-labels":
         make_checkpoint(folder, num_labels=3)
     elif kind == "no-classifier":
-        make_checkpoint(folder, architecture="BertModel")
+        make_checkpoint(folder, kind="BertModel")
     elif kind == "a-file":
         folder.write_text("not a folder")
     elif kind == "missing-folder":

@@ -1,10 +1,16 @@
-"""Contract tests of the GroqFlow backend against groqflow 4.3.1's documented API.
+"""Contract tests of the GroqFlow backend against groqflow 4.3.1's API, with a stand-in module.
 
 groqflow cannot be installed here (it needs Python < 3.11, the GroqWare Suite and GroqCards), so a
-stand-in `groqflow` module is put on sys.modules: its groqit() records the arguments it was given
-and returns a model shaped like GroqFlow's PytorchModelWrapper, answering with the PyTorch model's
-logits. Nothing here runs GroqFlow itself or touches a GroqCard.
+stand-in `groqflow` module is put on sys.modules. It behaves as groqflow 4.3.1 does where it
+matters (read from groqflow/groqmodel/groqmodel.py and onnxflow's build state): groqit() writes
+<cache>/<build>/<build>_state.yaml; GroqModel.run() and __call__ cost one process start each and
+run_abunch() one for the whole collection; inputs must have the compiled shapes and dtypes;
+estimate_performance().compute_latency and benchmark().latency are seconds. It answers with the
+PyTorch model's logits, except that it swaps the two logits of every sentence holding the word
+"terrible", so that the tests can see each answer land on its own row. Nothing here runs GroqFlow
+itself or touches a GroqCard.
 """
+import csv
 import importlib.util
 import json
 import sys
@@ -17,36 +23,75 @@ import bert_base
 import bert_quantize
 import bert_tiny
 from common.proofpoint import main
-from conftest import write_data
+from conftest import SENTENCES, WORDS, write_data
+
+ON_CHIP_S, END_TO_END_S = 0.000123, 0.000456  # recognisable in the report
+SWAPPED = [i for i, (sentence, _) in enumerate(SENTENCES) if "terrible" in sentence.split()]
+TERRIBLE_ID = 5 + WORDS.index("terrible")  # the fixture vocabulary: 5 special tokens, then WORDS
 
 
 class StandInGroqModel:
-    """Like groqflow's PytorchModelWrapper: called with keyword tensors, returns a torch tensor."""
+    """Like groqflow's PytorchModelWrapper (a GroqModel): run, run_abunch, __call__, figures."""
 
-    def __init__(self, model, calls):
-        self.model, self.calls = model, calls
+    def __init__(self, model, inputs, record):
+        self.model, self.record = model, record
+        self.expected = {k: (tuple(v.shape), v.dtype) for k, v in inputs.items()}
+
+    def _execute(self, collection):
+        self.record["process_starts"] += 1
+        outputs = []
+        for inputs in collection:
+            got = {k: (tuple(v.shape), v.dtype) for k, v in inputs.items()}
+            if got != self.expected:  # tensor_helpers.check_shapes_and_dtypes
+                raise ValueError(f"inputs {got} do not match the compiled {self.expected}")
+            with torch.no_grad():
+                logits = self.model(input_ids=inputs["input_ids"].long(),
+                                    attention_mask=inputs["attention_mask"].long()).logits
+            if (inputs["input_ids"] == TERRIBLE_ID).any():
+                logits = logits.flip(1)
+            outputs.append(logits)
+        self.record["executed"].append(got)
+        return outputs
+
+    def run(self, inputs):
+        self.record["run_calls"] += 1
+        return self._execute([inputs])[0]
+
+    def run_abunch(self, collection):
+        self.record["run_abunch_sizes"].append(len(collection))
+        outputs = self._execute(collection)
+        return outputs if len(outputs) > 1 else outputs[0]
 
     def __call__(self, **inputs):
-        self.calls.append({k: (tuple(v.shape), v.dtype) for k, v in inputs.items()})
-        with torch.no_grad():
-            return self.model(**inputs).logits
+        return self.run(inputs)
 
     def estimate_performance(self):
-        return types.SimpleNamespace(latency=0.001, throughput=1000.0)
+        return types.SimpleNamespace(compute_latency=ON_CHIP_S, pcie_input_latency=1e-5,
+                                     pcie_output_latency=1e-5, latency=ON_CHIP_S + 2e-5)
+
+    def benchmark(self, inputs=None, repetitions=100):
+        self.record["process_starts"] += 1
+        return types.SimpleNamespace(latency=END_TO_END_S, throughput=1 / END_TO_END_S)
 
 
 @pytest.fixture
 def groqflow(monkeypatch):
     """Install the stand-in; `record` holds what groqit() and the model were given."""
-    record = {"groqit": [], "calls": [], "chips": 8, "sdk_error": None}
+    record = {"groqit": [], "chips": 8, "sdk_error": None, "process_starts": 0, "run_calls": 0,
+              "run_abunch_sizes": [], "executed": []}
 
     def groqit(model, inputs=None, build_name=None, cache_dir="~/.cache/groqflow", monitor=True,
                rebuild=None, compiler_flags=None, assembler_flags=None, num_chips=None,
-               groqview=False, sequence=None, quantization_samples=None):
-        record["groqit"].append(dict(model=model, inputs=inputs, build_name=build_name,
-                                     cache_dir=cache_dir, rebuild=rebuild, num_chips=num_chips,
-                                     quantization_samples=quantization_samples))
-        return StandInGroqModel(model, record["calls"])
+               topology="FC2_4_CHIP", groqview=False, sequence=None, quantization_samples=None):
+        record["groqit"].append(dict(
+            model=model, inputs=inputs, build_name=build_name, cache_dir=cache_dir, rebuild=rebuild,
+            num_chips=num_chips, compiler_flags=compiler_flags,
+            quantization_samples=quantization_samples,
+            attention=model.config._attn_implementation))
+        build = __import__("pathlib").Path(cache_dir) / build_name
+        build.mkdir(parents=True, exist_ok=True)
+        (build / f"{build_name}_state.yaml").write_text("build_status: successful_build\n")
+        return StandInGroqModel(model, inputs, record)
 
     def check_dependencies(require_devtools=False, require_runtime=False, exception_type=Exception):
         if record["sdk_error"]:
@@ -75,51 +120,102 @@ def _run(spec, tiny_checkpoint, data_file, cache_dir, *extra):
 
 @pytest.mark.parametrize("spec, argv, chips", [(bert_tiny.SPEC, [], 1), (bert_base.SPEC, [], 4),
                                                (bert_base.SPEC, ["--num-chips", "2"], 2)])
-def test_contract_chip_count_static_inputs_and_cache_mapping(
-        groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, spec, argv, chips):
-    out = tmp_path / "g.json"
-    assert _run(spec, tiny_checkpoint, data_file, cache_dir, "--json", str(out), *argv) == 0
+def test_contract_chips_inputs_one_run_abunch_per_pass_and_groqflows_own_figures(
+        groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, capsys, spec, argv, chips):
+    out, flips = tmp_path / "g.json", tmp_path / "flips.tsv"
+    assert _run(spec, tiny_checkpoint, data_file, cache_dir, "--json", str(out), "--mismatches",
+                str(flips), "--repeats", "2", *argv) == 0
     (call,) = groqflow["groqit"]
     assert call["num_chips"] == chips and call["quantization_samples"] is None
+    assert call["compiler_flags"] is None and call["attention"] == "eager"
     assert call["cache_dir"] == str(cache_dir / "groqflow") and call["rebuild"] == "if_needed"
-    assert f"{chips}chip" in call["build_name"]
-    assert {k: (tuple(v.shape), v.dtype) for k, v in call["inputs"].items()} == {
-        "input_ids": ((1, 128), torch.int64), "attention_mask": ((1, 128), torch.bool)}
-    # every evaluation call is batch 1, padded to 128, one per sentence
-    assert groqflow["calls"] and all(c == {"input_ids": ((1, 128), torch.int64),
-                                           "attention_mask": ((1, 128), torch.bool)}
-                                      for c in groqflow["calls"])
-    built = json.loads(out.read_text())["runs"][1]
+    assert f"fp16-{chips}chip" in call["build_name"]
+    static = {"input_ids": ((1, 128), torch.int64), "attention_mask": ((1, 128), torch.bool)}
+    assert {k: (tuple(v.shape), v.dtype) for k, v in call["inputs"].items()} == static
+    # the accuracy pass and the 2 timing rounds: one run_abunch each over every sentence;
+    # run() once (the warm-up); process starts: those, plus benchmark()
+    assert groqflow["run_abunch_sizes"] == [len(SENTENCES)] * 3
+    assert groqflow["run_calls"] <= 1 and groqflow["process_starts"] == 3 + 1 + 1
+    assert all(executed == static for executed in groqflow["executed"])
+    doc = json.loads(out.read_text())
+    built = doc["runs"][1]
     assert built["backend"] == "groqflow" and built["precision"] == "fp16"
-    assert built["agreement"] == 1.0  # the stand-in answers with the PyTorch logits
-    assert "not measured on the card" in built["build_facts"]["groqflow_estimate_note"]
+    facts = built["build_facts"]
+    assert facts["groqflow_on_chip_latency_ms"] == pytest.approx(ON_CHIP_S * 1000)
+    assert facts["groqflow_on_chip_ips"] == pytest.approx(1 / ON_CHIP_S)
+    assert facts["groqflow_end_to_end_latency_ms"] == pytest.approx(END_TO_END_S * 1000)
+    assert facts["groqflow_end_to_end_ips"] == pytest.approx(1 / END_TO_END_S)
+    notes = capsys.readouterr().out
+    assert "on-chip latency 0.123 ms (8130 IPS)" in notes
+    assert "end-to-end latency 0.456 ms (2193 IPS), benchmark()" in notes
+    # every answer lands on its own row: exactly the swapped sentences differ
+    assert built["agreement"] == pytest.approx(1 - len(SWAPPED) / len(SENTENCES))
+    assert [int(row[0]) for row in list(csv.reader(flips.open(), delimiter="\t"))[1:]] == SWAPPED
+    # like for like: the reference's batch-1 latency at the built model's 128 tokens
+    assert doc["timing"]["batch1_input_length"] == 128
+    assert doc["runs"][0]["batch1_latency_ms"]["p50"] > 0 and built["batch1_latency_ms"] is None
 
 
-@pytest.mark.parametrize("policy", ["always", "never"])
-def test_contract_rebuild_policy_is_passed_through(groqflow, tiny_checkpoint, data_file, cache_dir, policy):
-    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--rebuild", policy) == 0
-    assert groqflow["groqit"][0]["rebuild"] == policy
+def test_contract_rebuild_always_is_passed_through(groqflow, tiny_checkpoint, data_file, cache_dir):
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--rebuild", "always") == 0
+    assert groqflow["groqit"][0]["rebuild"] == "always"
 
 
-def test_contract_quantize_passes_1000_seeded_samples_shaped_like_evaluation(
+def test_contract_rebuild_never_on_an_empty_cache_builds_nothing(
+        groqflow, tiny_checkpoint, data_file, cache_dir, capsys):
+    assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--rebuild", "never") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bert_base: error: --rebuild never: no finished GroqFlow build "
+                              "'bert-fp16-4chip-")
+    assert groqflow["groqit"] == []
+    # once built, `never` loads it through groqit
+    assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir) == 0
+    assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--rebuild", "never") == 0
+    assert [c["rebuild"] for c in groqflow["groqit"]] == ["if_needed", "never"]
+
+
+def test_contract_quantize_int32_ids_large_program_and_1000_seeded_samples(
         groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path):
-    train = write_data(tmp_path / "train.tsv", [(f"good film {i % 7} fun", i % 2) for i in range(1500)])
+    train = write_data(tmp_path / "train.tsv", [(f"good film {i % 7} fun {i}", i % 2)
+                                                for i in range(1500)])
     out = tmp_path / "q.json"
     args = ("--calibration-dataset", str(train), "--json", str(out), "--seed", "5")
     assert _run(bert_quantize.SPEC, tiny_checkpoint, data_file, cache_dir, *args) == 0
     (call,) = groqflow["groqit"]
+    assert call["num_chips"] == 4 and call["compiler_flags"] == ["--large-program"]
+    int32 = {"input_ids": ((1, 128), torch.int32), "attention_mask": ((1, 128), torch.bool)}
+    assert {k: (tuple(v.shape), v.dtype) for k, v in call["inputs"].items()} == int32
     samples = call["quantization_samples"]
-    assert call["num_chips"] == 4 and len(samples) == 1000
+    assert len(samples) == 1000
     for ids, mask in samples:
-        assert ids.shape == (1, 128) and ids.dtype.kind == "i"
+        assert ids.shape == (1, 128) and ids.dtype.name == "int32"
         assert mask.shape == (1, 128) and mask.dtype == bool
+    assert groqflow["executed"] and all(e == int32 for e in groqflow["executed"])
+    assert groqflow["run_calls"] <= 1
     doc = json.loads(out.read_text())
     assert doc["calibration"]["count"] == 1000 and doc["calibration"]["seed"] == 5
-    assert doc["runs"][1]["precision"] == "int8" and "int8" in call["build_name"]
-    # another seed is another build name, so GroqFlow's if_needed cannot reuse stale samples
+    built = doc["runs"][1]
+    assert built["precision"] == "int8" and "int8" in call["build_name"]
+    assert built["build_facts"]["compiler_flags"] == ["--large-program"]
+    assert built["build_facts"]["input_ids_dtype"] == "int32"
+    # another seed, or other compiler flags, is another build name
     assert _run(bert_quantize.SPEC, tiny_checkpoint, data_file, cache_dir,
                 "--calibration-dataset", str(train), "--seed", "6") == 0
-    assert groqflow["groqit"][1]["build_name"] != call["build_name"]
+    assert _run(bert_quantize.SPEC, tiny_checkpoint, data_file, cache_dir, *args,
+                "--compiler-flags=--large-program --effort=high") == 0
+    names = [c["build_name"] for c in groqflow["groqit"]]
+    assert len(set(names)) == 3
+    assert groqflow["groqit"][2]["compiler_flags"] == ["--large-program", "--effort=high"]
+
+
+def test_contract_dynamic_quantization_is_refused_up_front(groqflow, tiny_checkpoint, data_file,
+                                                          cache_dir, capsys):
+    assert _run(bert_quantize.SPEC, tiny_checkpoint, data_file, cache_dir, "--backend", "groqflow",
+                "--quantization", "dynamic") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "bert_quantize: error: --quantization dynamic is not built by groqflow (it builds static); "
+        "pass --backend onnxruntime"]
+    assert groqflow["groqit"] == [] and not cache_dir.exists()
 
 
 def test_contract_auto_picks_groqflow_only_when_groqware_is_found(
@@ -176,10 +272,10 @@ def test_groqflow_missing_entirely_is_one_clear_line(tiny_checkpoint, data_file,
 
 def test_contract_a_failure_on_the_card_is_one_clear_line(groqflow, tiny_checkpoint, data_file,
                                                           cache_dir, capsys, monkeypatch):
-    def card_failure(self, **inputs):
+    def card_failure(self, collection):
         raise RuntimeError("Failed while trying to run GroqChips locally.")
 
-    monkeypatch.setattr(StandInGroqModel, "__call__", card_failure)
+    monkeypatch.setattr(StandInGroqModel, "_execute", card_failure)
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("bert_tiny: error: running GroqFlow build 'bert-fp16-1chip-")

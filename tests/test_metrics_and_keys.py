@@ -52,7 +52,7 @@ def _calibration(tokens):
 
 
 def _key(options=BuildOptions(), versions=None, recipe=None, calibration=None, backend=ort_backend):
-    relevant = {k: v for k, v in vars(options).items() if k != "num_chips"}
+    relevant = {k: v for k, v in vars(options).items() if k not in ("num_chips", "compiler_flags")}
     return cache_key(cache_key_parts(backend.NAME, "weights", relevant,
                                      versions or {"onnxruntime": "1.0"},
                                      recipe or backend.RECIPE, calibration))

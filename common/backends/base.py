@@ -26,6 +26,7 @@ class BuildOptions:
     quantization: str = "static"  # int8 only
     device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow
+    compiler_flags: Optional[Tuple[str, ...]] = None  # GroqFlow; None: its defaults
     max_length: int = 128
     # backend-specific settings that override the backend's RECIPE (the variants benchmarks)
     recipe: Tuple[Tuple[str, object], ...] = ()

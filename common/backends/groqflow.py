@@ -11,7 +11,7 @@ import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ..batching import Batch, make_batches
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
+from ..export import eager_attention_copy
 from .base import BuildOptions, Calibration, Runner, cache_key_parts
 
 NAME = "groqflow"
@@ -74,19 +75,46 @@ def library_versions() -> dict[str, str]:
             "transformers": transformers.__version__}
 
 
-def groq_inputs(batch: Batch):
-    """The inputs of the original proof points: token ids as int64, the attention mask as bool."""
+def groq_inputs(batch: Batch, ids_dtype) -> dict:
+    """The inputs of the original proof points: token ids (int64; int32 for INT8, which GroqFlow
+    does not downcast when it is given quantization samples) and the attention mask as bool."""
     import torch
 
-    return {"input_ids": torch.from_numpy(batch["input_ids"]).long(),
+    return {"input_ids": torch.from_numpy(batch["input_ids"].astype(ids_dtype)),
             "attention_mask": torch.from_numpy(batch["attention_mask"]).bool()}
 
 
 def quantization_samples(calibration: Calibration) -> list[tuple[np.ndarray, ...]]:
     """One sample per sentence: the model's inputs in order, each [1, max_length], as GroqFlow's
-    post-training quantization reader zips them with the ONNX input names."""
+    post-training quantization reader zips them with the ONNX input names; ids int32 as in the
+    original bert_quantize.py."""
     batches = make_batches(calibration.encoded, batch_size=1, static_shape=True)
-    return [(b["input_ids"], b["attention_mask"].astype(bool)) for b in batches.inputs]
+    return [(b["input_ids"].astype(np.int32), b["attention_mask"].astype(bool))
+            for b in batches.inputs]
+
+
+def compiler_flags(options: BuildOptions) -> Optional[list[str]]:
+    """--compiler-flags if given; else "--large-program" for INT8 (the original bert_quantize.py)
+    and GroqFlow's own defaults (None) otherwise."""
+    if options.compiler_flags is not None:
+        return list(options.compiler_flags)
+    return ["--large-program"] if options.precision == "int8" else None
+
+
+def successful_build_exists(groq_cache: Path, build_name: str) -> bool:
+    """What `rebuild="never"` would load: GroqFlow's state file of a finished build
+    (onnxflow.common.build.state_file: <cache>/<build>/<build>_state.yaml)."""
+    state = groq_cache / build_name / f"{build_name}_state.yaml"
+    try:
+        return "build_status: successful_build" in state.read_text()
+    except OSError:
+        return False
+
+
+def _logits(out) -> np.ndarray:
+    logits = out[0] if isinstance(out, tuple) else out
+    return np.asarray(logits.detach().numpy() if hasattr(logits, "detach") else logits,
+                      dtype=np.float32)
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
@@ -104,43 +132,71 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
     int8 = options.precision == "int8"
-    key_parts = cache_key_parts(NAME, checkpoint.digest, asdict(options), library_versions(),
-                                RECIPE, calibration if int8 else None)
+    ids_dtype = np.int32 if int8 else np.int64
+    flags = compiler_flags(options)
+    key_parts = cache_key_parts(NAME, checkpoint.digest, {**asdict(options), "compiler_flags": flags},
+                                library_versions(), RECIPE, calibration if int8 else None)
     precision = options.precision
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
     build_name = f"bert-{precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"
     groq_cache = Path(cache.root) / "groqflow"
+    if cache.rebuild == "never" and not successful_build_exists(groq_cache, build_name):
+        # groqit(rebuild="never") would build from scratch when no build of this name exists
+        raise UserError(f"--rebuild never: no finished GroqFlow build '{build_name}' in "
+                        f"'{groq_cache}'")
     start = time.perf_counter()
+    # Eager attention, as for the ONNX export: GroqFlow exports with torch.onnx, and the graph the
+    # original proof points compiled is eager attention's MatMul/Softmax; SDPA's traced graph
+    # differs between transformers releases and some do not trace at all.
     try:  # GroqFlow's monitor and its own error messages print as they happen
-        model = groqit(checkpoint.model, groq_inputs(example), build_name=build_name,
-                       cache_dir=str(groq_cache), rebuild=cache.rebuild,
-                       num_chips=options.num_chips,
+        model = groqit(eager_attention_copy(checkpoint.model), groq_inputs(example, ids_dtype),
+                       build_name=build_name, cache_dir=str(groq_cache), rebuild=cache.rebuild,
+                       num_chips=options.num_chips, compiler_flags=flags,
                        quantization_samples=quantization_samples(calibration) if int8 else None)
     except Exception as exc:
         raise UserError(f"GroqFlow build '{build_name}' failed ({first_line(exc)}); its logs are "
                         f"in {groq_cache / build_name}") from None
     seconds = time.perf_counter() - start
-    facts = {"build_name": build_name, "num_chips": options.num_chips}
-    try:
-        estimate = model.estimate_performance()
-        facts["groqflow_estimated_latency_ms"] = estimate.latency * 1000.0
-        facts["groqflow_estimated_throughput"] = estimate.throughput
-        facts["groqflow_estimate_note"] = ("estimated by GroqFlow from compiled cycle counts and "
-                                           "PCIe transfer estimates, not measured on the card")
-    except Exception as exc:
-        facts["groqflow_estimate_note"] = f"not available ({first_line(exc)})"
 
-    def predict(batch: Batch) -> np.ndarray:
+    def on_card(call: Callable[[], object]):
+        """GroqModel runs the card in a subprocess with its own log."""
         try:
-            out = model(**groq_inputs(batch))
-        except Exception as exc:  # GroqModel runs the card in a subprocess with its own log
+            return call()
+        except Exception as exc:
             raise UserError(f"running GroqFlow build '{build_name}' failed ({first_line(exc)}); "
                             f"see {groq_cache / build_name}") from None
-        logits = out[0] if isinstance(out, (tuple, list)) else out
-        return np.asarray(logits.detach().numpy() if hasattr(logits, "detach") else logits,
-                          dtype=np.float32)
+
+    facts = {"build_name": build_name, "num_chips": options.num_chips, "compiler_flags": flags,
+             "input_ids_dtype": np.dtype(ids_dtype).name, **groqflow_figures(model, on_card)}
+
+    def predict(batch: Batch) -> np.ndarray:
+        return _logits(on_card(lambda: model.run(groq_inputs(batch, ids_dtype))))
+
+    def predict_many(batches) -> tuple[list, list]:
+        """One run_abunch for the whole pass: one process start, not one per sentence."""
+        start = time.perf_counter()
+        out = on_card(lambda: model.run_abunch([groq_inputs(b, ids_dtype) for b in batches]))
+        outputs = [_logits(o) for o in (out if isinstance(out, list) else [out])]
+        return outputs, [(time.perf_counter() - start) / len(batches)] * len(batches)
 
     return Runner(name=f"groqflow-{precision}-{options.num_chips}chip", backend=NAME,
                   device=f"groqchip x{options.num_chips}", precision=precision, predict=predict,
-                  build_seconds=seconds, cache_hit=None, facts=facts)
+                  predict_many=predict_many, single_calls=False, build_seconds=seconds,
+                  cache_hit=None, facts=facts)
+
+
+def groqflow_figures(model, on_card: Callable) -> dict:
+    """GroqFlow's own figures, named as the original proof points name them (batch 1):
+    on-chip latency from estimate_performance().compute_latency (compiled cycle counts, not
+    measured), end-to-end latency from benchmark() (100 runs measured on the card)."""
+    estimate = on_card(model.estimate_performance)
+    measured = on_card(model.benchmark)
+    on_chip_ms = estimate.compute_latency * 1000.0
+    end_to_end_ms = measured.latency * 1000.0
+    return {"groqflow_on_chip_latency_ms": on_chip_ms, "groqflow_on_chip_ips": 1000.0 / on_chip_ms,
+            "groqflow_end_to_end_latency_ms": end_to_end_ms,
+            "groqflow_end_to_end_ips": 1000.0 / end_to_end_ms,
+            "groqflow_figures_note": "on-chip: estimate_performance().compute_latency, from "
+                                     "compiled cycle counts (an estimate); end-to-end: benchmark(), "
+                                     "100 runs measured on the card"}

@@ -62,7 +62,8 @@ def check_options(options: BuildOptions) -> None:
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
     check_options(options)
-    relevant = {k: v for k, v in asdict(options).items() if k != "num_chips"}  # a GroqFlow option
+    relevant = {k: v for k, v in asdict(options).items()
+                if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
     static_int8 = options.precision == "int8" and options.quantization == "static"
     recipe = {**RECIPE, **merged_recipe(_int8_recipe(options), options)}
     key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,

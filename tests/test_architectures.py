@@ -1,0 +1,71 @@
+"""Any 2-label sequence classifier a user brings: fed by name, exported faithfully, or refused."""
+import json
+
+import pytest
+import torch
+
+import bert_tiny
+from common.proofpoint import main
+from conftest import make_checkpoint
+
+KINDS = ["distilbert", "roberta", "electra", "albert", "minilm"]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def checkpoint_of_kind(request, tmp_path_factory):
+    return request.param, make_checkpoint(tmp_path_factory.mktemp(request.param), kind=request.param)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_each_architecture_builds_and_agrees_with_pytorch(checkpoint_of_kind, backend, data_file,
+                                                          tmp_path):
+    kind, folder = checkpoint_of_kind
+    out = tmp_path / "out.json"
+    assert main(bert_tiny.SPEC, ["--model", str(folder), "--dataset", str(data_file), "--cache-dir",
+                                 str(tmp_path / "c"), "--json", str(out), "--backend", backend,
+                                 "--precision", "fp32", "--repeats", "1"]) == 0
+    built = json.loads(out.read_text())["runs"][1]
+    assert built["agreement"] >= 0.999, kind
+    assert built["max_abs_logit_diff"] < 1e-4, kind
+
+
+def test_distilbert_gets_no_token_type_ids():
+    from common.export import model_input_names
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    model = DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_layers=1, n_heads=2,
+                                                                 hidden_dim=64))
+    assert model_input_names(model) == ("input_ids", "attention_mask")
+
+
+def _run_expecting_error(folder, data_file, tmp_path, capsys) -> str:
+    code = main(bert_tiny.SPEC, ["--model", str(folder), "--dataset", str(data_file), "--cache-dir",
+                                 str(tmp_path / "c"), "--backend", "onnxruntime"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert not (tmp_path / "c" / "entries").exists() or \
+        not list((tmp_path / "c" / "entries").iterdir())
+    return err.strip().splitlines()[-1]
+
+
+def test_a_model_that_does_not_export_is_one_line_naming_its_architecture(
+        tiny_checkpoint, data_file, tmp_path, capsys, monkeypatch):
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator foo\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    assert _run_expecting_error(tiny_checkpoint, data_file, tmp_path, capsys) == (
+        "bert_tiny: error: BertForSequenceClassification does not export to ONNX here "
+        "(Unsupported: ONNX export of operator foo)")
+
+
+def test_an_export_that_answers_differently_is_refused(tiny_checkpoint, data_file, tmp_path,
+                                                       capsys, monkeypatch):
+    """Never a wrong export: a graph whose logits differ from PyTorch's is not built from."""
+    from common import export
+
+    forward = export._LogitsByName.forward
+    monkeypatch.setattr(export._LogitsByName, "forward", lambda self, *x: forward(self, *x) * 1.5)
+    line = _run_expecting_error(tiny_checkpoint, data_file, tmp_path, capsys)
+    assert line.startswith("bert_tiny: error: the ONNX export of BertForSequenceClassification does "
+                           "not reproduce PyTorch's logits (max |Δlogit| ")
