@@ -9,6 +9,7 @@ runner taking its turn in every round. The variant the product uses is marked `d
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -25,8 +26,9 @@ from common.batching import make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
-from common.cpu import cpu_summary  # noqa: E402
+from common.cpu import cpu_info, cpu_summary  # noqa: E402
 from common.evaluate import evaluate  # noqa: E402
+from common.files import write_atomic  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -54,6 +56,19 @@ VARIANTS = {
 }
 
 
+def variants_table(rows: list[dict]) -> str:
+    """Markdown, as the README shows it."""
+    lines = ["| variant | accuracy | Δ points | agreement | × PyTorch fp32 (min–max) | build s | MB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["speedup"]
+        lines.append(f"| {r['variant']} | {r['accuracy']:.4f} | {r['delta_points']:+.2f} | "
+                     f"{r['agreement']:.4f} | {s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f}) | "
+                     f"{'' if r['build_seconds'] is None else format(r['build_seconds'], '.1f')} | "
+                     f"{'' if r['megabytes'] is None else format(r['megabytes'], '.1f')} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--backend", choices=tuple(VARIANTS), default="openvino")
@@ -64,6 +79,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON (bench/report.py)")
     args = p.parse_args()
     backend, _ = load_backend(args.backend)
     checkpoint = load_checkpoint(args.model)
@@ -91,22 +107,29 @@ def main() -> int:
                 start = time.perf_counter()
                 runner.run_all(batches.inputs)
                 seconds[label].append(time.perf_counter() - start)
-    medians = {label: statistics.median(s) for label, s in seconds.items()}
-    base = medians[rows[0][0]]
+    base_seconds = seconds[rows[0][0]]
     base_accuracy = (rows[0][1].predictions == examples.labels).mean()
+    table = []
+    for label, evaluation, _, build_seconds, size in rows:
+        ratios = [b / s for b, s in zip(base_seconds, seconds[label])]
+        table.append({
+            "variant": label,
+            "accuracy": float((evaluation.predictions == examples.labels).mean()),
+            "delta_points": float(100 * ((evaluation.predictions == examples.labels).mean()
+                                         - base_accuracy)),
+            "agreement": float((evaluation.predictions == rows[0][1].predictions).mean()),
+            "speedup": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
+            "build_seconds": build_seconds, "megabytes": None if size is None else size / 1e6})
     print(f"\n{args.backend}, {args.model}: {len(examples.sentences)} sentences, "
           f"{len(calibration.indices)} calibration samples (seed {args.seed}), median of "
           f"{args.rounds} rounds\n{cpu_summary()}")
-    print("| variant | accuracy | Δ points | agreement | × PyTorch fp32 (min–max) | build s | MB |")
-    print("|---|---|---|---|---|---|---|")
-    for label, evaluation, _, build_seconds, size in rows:
-        accuracy = (evaluation.predictions == examples.labels).mean()
-        agreement = (evaluation.predictions == rows[0][1].predictions).mean()
-        ratios = [b / s for b, s in zip(seconds[rows[0][0]], seconds[label])]
-        print(f"| {label} | {accuracy:.4f} | {100 * (accuracy - base_accuracy):+.2f} | "
-              f"{agreement:.4f} | {base / medians[label]:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | "
-              f"{'' if build_seconds is None else f'{build_seconds:.1f}'} | "
-              f"{'' if size is None else f'{size / 1e6:.1f}'} |")
+    print(variants_table(table))
+    if args.json:
+        write_atomic(Path(args.json), json.dumps({
+            "backend": args.backend, "model": args.model, "dataset": args.dataset,
+            "calibration_samples": len(calibration.indices), "seed": args.seed,
+            "rounds": args.rounds, "cpu": cpu_info(), "versions": backend.library_versions(),
+            "rows": table}, indent=2) + "\n")
     return 0
 
 

@@ -2,7 +2,10 @@
 Ctrl-C while the heavy libraries load still ends in one line."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -22,9 +25,20 @@ class ProofPoint:
 
 def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
     """Import the pipeline (seconds: torch, transformers), then run it; exit code 130 on Ctrl-C."""
+
+    def interrupted_while_importing(signum, frame) -> None:
+        # A KeyboardInterrupt raised inside an extension module's initialisation is printed as
+        # "Exception ignored ... Traceback" and the import goes on; nothing is written yet, so
+        # leave at once instead.
+        print(f"{spec.name}: {INTERRUPTED}", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    # library deprecation notices say nothing a user of the proof points can act on
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    previous = signal.signal(signal.SIGINT, interrupted_while_importing)
     try:
         from .proofpoint import main
-    except KeyboardInterrupt:
-        print(f"{spec.name}: {INTERRUPTED}", file=sys.stderr)
-        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return main(spec, argv)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from typing import Sequence
@@ -30,6 +31,8 @@ from .sst2 import load_examples
 
 def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
     """Run the proof point; a user's mistake ends in one line on stderr and exit code 2."""
+    # the original proof points' setting: no tokenizer threads, so no warning when a subprocess forks
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(f"{spec.name}.py", spec.description, spec.model, spec.num_chips,
                         spec.quantize).parse_args(argv)

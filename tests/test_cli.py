@@ -136,3 +136,20 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == \
         "bert_tiny: interrupted; no partial build or results file was left behind"
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_a_redirected_quantize_run_keeps_stderr_short_and_stdout_for_the_table(tmp_path, backend):
+    """No progress bars off a terminal, no library warnings: what remains is ours."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "bert_quantize.py", "--model", "models/bert-tiny-sst2",
+                           "--backend", backend, "--calibration-samples", "200", "--cache-dir",
+                           str(tmp_path / "c"), "--repeats", "1"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.splitlines()
+    assert len(err) < 30, err
+    assert not any("WARNING" in line or "Warning" in line or "%|" in line for line in err), err
+    out = proc.stdout.splitlines()
+    assert out[0].startswith("runner") and f"{backend}-int8" in proc.stdout
+    assert not any("━" in line for line in out)  # NNCF's progress display stays off stdout

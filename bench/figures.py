@@ -1,0 +1,65 @@
+"""Every measured figure in the README, in one command: runs the proof points and the benchmarks
+on this machine and writes their JSON files to bench/results/<date>-<cpu>/; then
+`python bench/report.py <that folder> --readme README.md` rewrites README's tables from them.
+
+Needs ../shared (the MiniLM SST-2 checkpoint and SST-2 train); BERT-tiny and the validation set are
+the bundled copies. Takes about 15 minutes on a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common.cpu import cpu_info  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+MINILM = ["--model", str(SHARED / "models/minilm-l6-sst2"),
+          "--dataset", str(SHARED / "data/sst2/validation.tsv")]
+TRAIN = ["--calibration-dataset", str(SHARED / "data/sst2/train.tsv")]
+RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are added)
+    "tiny.json": ["bert_tiny.py", "--model", "models/bert-tiny-sst2",
+                  "--dataset", "data/sst2/validation.tsv"],
+    "base.json": ["bert_base.py", *MINILM],
+    "base-fp32.json": ["bert_base.py", *MINILM, "--precision", "fp32"],
+    "quantize.json": ["bert_quantize.py", *MINILM, *TRAIN],
+    "quantize-ort.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "onnxruntime"],
+    "benchmark.json": ["bench/benchmark.py"],
+    "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
+    "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
+    "ov-buckets.json": ["bench/ov_buckets.py"],
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--only", help=f"comma-separated subset of {', '.join(RUNS)}")
+    p.add_argument("--out", type=Path, help="folder for the JSON files (default: "
+                                            "bench/results/<date>-<cpu>)")
+    args = p.parse_args(argv)
+    if not (SHARED / "models/minilm-l6-sst2").is_dir():
+        raise SystemExit(f"{SHARED} (the MiniLM checkpoint and SST-2 train) is not here")
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_info()["model"].lower()).strip("-")
+    out = args.out or ROOT / "bench" / "results" / f"{date.today().isoformat()}-{slug}"
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.only.split(",") if args.only else list(RUNS)
+    with tempfile.TemporaryDirectory() as cache:
+        for name in names:
+            command = [sys.executable, *RUNS[name], "--json", str(out / name)]
+            if not RUNS[name][0].startswith("bench/"):
+                command += ["--cache-dir", cache]  # cold builds, measured
+            print(f"== {name}: {' '.join(command[1:])}", flush=True)
+            subprocess.run(command, cwd=ROOT, check=True)
+    print(f"wrote {out}; now: python bench/report.py {out.relative_to(ROOT)} --readme README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

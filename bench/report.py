@@ -1,0 +1,121 @@
+"""The README's measured figures, regenerated from the JSON files of one `bench/figures.py` run.
+
+    python bench/report.py bench/results/<run>              # print the tables (Markdown)
+    python bench/report.py bench/results/<run> --readme README.md   # rewrite README's block
+
+Every number between README's `figures` markers comes from these files; nothing is typed by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.int8_variants import variants_table  # noqa: E402
+from bench.ov_buckets import table as bucket_table  # noqa: E402
+from common.files import write_atomic  # noqa: E402
+from common.report import spread_cell  # noqa: E402
+
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+PROOF_POINTS = ("tiny.json", "base.json", "base-fp32.json", "quantize.json", "quantize-ort.json")
+
+
+def _load(folder: Path, name: str) -> dict | None:
+    path = folder / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def machine(doc: dict) -> str:
+    env = doc["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(env["versions"].items()))
+    return (f"{env['cpu']} ({', '.join(env['cpu_flags']) or 'no AVX2/AVX-512/AMX'}), "
+            f"{env['cpu_count']} threads, Python {env['python']}, {versions}")
+
+
+def proof_points_table(docs: list[dict]) -> str:
+    lines = ["| command | built | reference accuracy | built accuracy | agreement | max \\|Δlogit\\| "
+             "| reference sent/s | built sent/s | × reference (min–max) | batch-1 ms, reference / built "
+             "| timed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for doc in docs:
+        reference, built = doc["runs"]
+        command = " ".join(["python"] + [a if " " not in a else f"'{a}'" for a in doc["command"]])
+        timing = doc["timing"]
+        timed = (f"{timing['sentences']} of {timing['of']}, {timing['rounds']} rounds")
+        batch1 = " / ".join("-" if r["batch1_latency_ms"] is None else
+                            f"{r['batch1_latency_ms']['p50']:.2f}" for r in (reference, built))
+        lines.append(
+            f"| `{command}` | {built['backend']} {built['precision']} | {reference['accuracy']:.4f} "
+            f"| {built['accuracy']:.4f} | {built['agreement']:.4f} | {built['max_abs_logit_diff']:.2g} "
+            f"| {spread_cell(reference['throughput'], '.0f')} | {spread_cell(built['throughput'], '.0f')} "
+            f"| {spread_cell(built['speedup'], '.2f')} | {batch1} | {timed} |")
+    return "\n".join(lines)
+
+
+def benchmark_table(doc: dict) -> str:
+    rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in doc["gemm_rates"].items())
+    lines = [f"GEMM 2048³ measured in the same run (GFLOP/s; GOP/s for int8): {rates}. Sentences: "
+             f"{doc['sentences']}, batch {doc['batch_size']}, median of {doc['rounds']} rounds.", "",
+             "| model | runner | sentences/s (min–max) | × eager (min–max) | GFLOP/s "
+             "| share of the GEMM rate at its precision |", "|---|---|---|---|---|---|"]
+    for r in doc["rows"]:
+        ratio = (f"{r['ratio_to_eager']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
+                 if r["ratio_to_eager"] else "-")
+        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
+        lines.append(f"| {r['model']} | {r['runner']} | {r['throughput']:.0f} "
+                     f"({r['throughput_range'][0]:.0f}–{r['throughput_range'][1]:.0f}) | {ratio} "
+                     f"| {r['gflops']:.0f} | {share} |")
+    return "\n".join(lines)
+
+
+def render(folder: Path) -> str:
+    docs = [doc for doc in (_load(folder, name) for name in PROOF_POINTS) if doc]
+    if not docs:
+        raise SystemExit(f"no proof-point JSON files in {folder}")
+    first = docs[0]
+    parts = [f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, project commit "
+             f"`{first['git_commit'][:12]}`, files in `{folder.relative_to(ROOT)}`. Machine: "
+             f"{machine(first)}.", "", "#### The proof points", "", proof_points_table(docs)]
+    bench = _load(folder, "benchmark.json")
+    if bench:
+        parts += ["", "#### Every runner against PyTorch eager (`bench/benchmark.py`)", "",
+                  benchmark_table(bench)]
+    for backend in ("openvino", "onnxruntime"):
+        variants = _load(folder, f"variants-{backend}.json")
+        if variants:
+            parts += ["", f"#### INT8 recipes on {backend} (`bench/int8_variants.py --backend "
+                          f"{backend}`)", "",
+                      f"{Path(variants['model']).name}, {variants['calibration_samples']} calibration "
+                      f"samples (seed {variants['seed']}), median of {variants['rounds']} rounds.", "",
+                      variants_table(variants["rows"])]
+    buckets = _load(folder, "ov-buckets.json")
+    if buckets:
+        parts += ["", "#### OpenVINO: padding widths to buckets (`bench/ov_buckets.py`)", "",
+                  bucket_table(buckets["rows"])]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, help="a bench/results/<run> folder")
+    p.add_argument("--readme", type=Path, help=f"rewrite the block between {BEGIN} and {END}")
+    args = p.parse_args(argv)
+    text = render(args.folder.resolve())
+    if not args.readme:
+        print(text)
+        return 0
+    readme = args.readme.read_text()
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"{args.readme} has no {BEGIN} ... {END} block")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    write_atomic(args.readme, f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
