@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 
 from .batching import INPUT_NAMES, Batch
 from .errors import UserError, first_line
@@ -72,8 +73,8 @@ def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> tuple[str
                               dynamic_axes={**axes, "logits": {0: "batch"}},
                               opset_version=OPSET, do_constant_folding=True)
         except Exception as exc:  # the exporter fails in many ways, none of them the user's doing
-            raise UserError(f"{architecture(model)} does not export to ONNX here "
-                            f"({first_line(exc)})") from None
+            raise UserError(f"{architecture(model)} does not export to ONNX with transformers "
+                            f"{transformers.__version__} ({first_line(exc)})") from None
         expected = model(**dict(zip(names, args))).logits.float().numpy()
     check_export(path, names, example, expected, architecture(model))
     return names

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+import transformers
 
 import bert_tiny
 from common.proofpoint import main
@@ -55,8 +56,8 @@ def test_a_model_that_does_not_export_is_one_line_naming_its_architecture(
 
     monkeypatch.setattr(torch.onnx, "export", broken_export)
     assert _run_expecting_error(tiny_checkpoint, data_file, tmp_path, capsys) == (
-        "bert_tiny: error: BertForSequenceClassification does not export to ONNX here "
-        "(Unsupported: ONNX export of operator foo)")
+        "bert_tiny: error: BertForSequenceClassification does not export to ONNX with transformers "
+        f"{transformers.__version__} (Unsupported: ONNX export of operator foo)")
 
 
 def test_an_export_that_answers_differently_is_refused(tiny_checkpoint, data_file, tmp_path,

@@ -8,7 +8,10 @@ flight as OpenVINO advises (one infer request per stream), results back in datas
 """
 from __future__ import annotations
 
+import importlib
+import io
 import time
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,18 +37,30 @@ OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
+def _openvino():
+    """The openvino module, with OpenVINO 2025's deprecated `openvino.runtime` loaded quietly: a
+    lazy module that, when something first touches it (torch's operator registration walks
+    sys.modules), turns DeprecationWarnings on for everyone and prints one."""
+    import openvino
+
+    with warnings.catch_warnings(record=True):
+        try:
+            importlib.import_module("openvino.runtime")
+        except ImportError:  # removed in OpenVINO 2026
+            pass
+    return openvino
+
+
 def available() -> tuple[bool, str]:
     try:
-        import openvino  # noqa: F401
+        _openvino()
     except ImportError as exc:
         return False, f"openvino does not import ({exc})"
     return True, ""
 
 
 def _core():
-    import openvino as ov
-
-    return ov.Core()
+    return _openvino().Core()
 
 
 def precisions(device: str) -> tuple[str, ...]:
@@ -100,7 +115,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
 def _build(folder: Path, model, example: Batch, recipe: dict,
            calibration: Optional[Calibration]) -> dict:
-    import openvino as ov
+    ov = _openvino()
 
     stages = ["export", "convert"] + (["quantise"] if calibration is not None else [])
     exported = folder / "exported.onnx"
@@ -110,7 +125,9 @@ def _build(folder: Path, model, example: Batch, recipe: dict,
         export_onnx(model, example, exported)
         bar.update()
         bar.set_postfix_str("convert")
-        ir = ov.convert_model(str(exported))
+        # as bytes, not a path: given a path, OpenVINO 2025.0 first tries it as a PyTorch archive
+        # (torch.export.load, torch.jit.load) and logs pages of errors before reading the ONNX
+        ir = ov.convert_model(io.BytesIO(exported.read_bytes()))
         exported.unlink()
         bar.update()
         if calibration is not None:
@@ -143,8 +160,7 @@ def inference_precision(compiled) -> str:
 
 def make_predictors(compiled, requests: int):
     """(one batch, synchronously; a whole pass with `requests` batches in flight)."""
-    import openvino as ov
-
+    ov = _openvino()
     names = [port.get_any_name() for port in compiled.inputs]
     single = compiled.create_infer_request()
     queue = ov.AsyncInferQueue(compiled, requests)
