@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 from common.cpu import cpu_info  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-MINILM = ["--model", str(SHARED / "models/minilm-l6-sst2"),
-          "--dataset", str(SHARED / "data/sst2/validation.tsv")]
-TRAIN = ["--calibration-dataset", str(SHARED / "data/sst2/train.tsv")]
+MINILM = ["--model", "../shared/models/minilm-l6-sst2",  # relative to ROOT, where they run
+          "--dataset", "../shared/data/sst2/validation.tsv"]
+TRAIN = ["--calibration-dataset", "../shared/data/sst2/train.tsv"]
 RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are added)
     "tiny.json": ["bert_tiny.py", "--model", "models/bert-tiny-sst2",
                   "--dataset", "data/sst2/validation.tsv"],

@@ -85,8 +85,9 @@ def main() -> int:
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
-    calibration = draw_calibration(args.calibration_dataset, args.seed, args.calibration_samples,
-                                   checkpoint.tokenizer, 128)
+    calibration = draw_calibration(args.calibration_dataset, "train", args.seed,
+                                   args.calibration_samples, checkpoint.tokenizer, 128,
+                                   examples.sentences)
     variants = VARIANTS[args.backend]
     if args.only:
         variants = [variants[int(i)] for i in args.only.split(",")]

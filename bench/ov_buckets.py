@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                 inputs = [padded(batch, bucket) for batch in batches.inputs]
                 compiled = ov_backend.compile_ir(ir / ov_backend.IR_FILE,
                                                  built.facts["inference_precision"])
-                _, predict_many = ov_backend.make_predictors(
+                predict_many = ov_backend.pass_predictor(
                     compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
                 start = time.perf_counter()
                 predict_many(inputs)

@@ -36,6 +36,19 @@ def machine(doc: dict) -> str:
             f"{env['cpu_count']} threads, Python {env['python']}, {versions}")
 
 
+def shown(command: list[str]) -> list[str]:
+    """The command without the output and cache paths bench/figures.py added."""
+    kept, skip = [], False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg in ("--json", "--cache-dir"):
+            skip = True
+        else:
+            kept.append(arg)
+    return kept
+
+
 def proof_points_table(docs: list[dict]) -> str:
     lines = ["| command | built | reference accuracy | built accuracy | agreement | max \\|Δlogit\\| "
              "| reference sent/s | built sent/s | × reference (min–max) | batch-1 ms, reference / built "
@@ -43,7 +56,7 @@ def proof_points_table(docs: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for doc in docs:
         reference, built = doc["runs"]
-        command = " ".join(["python"] + [a if " " not in a else f"'{a}'" for a in doc["command"]])
+        command = " ".join(["python"] + [a if " " not in a else f"'{a}'" for a in shown(doc["command"])])
         timing = doc["timing"]
         timed = (f"{timing['sentences']} of {timing['of']}, {timing['rounds']} rounds")
         batch1 = " / ".join("-" if r["batch1_latency_ms"] is None else

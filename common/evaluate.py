@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .backends.base import Runner
-from .batching import Batches, Encoded
+from .batching import Batches, Encoded, make_batches
 from .progress import progress_bar
 
 TIMING_BUDGET_S = 4.0  # reference seconds per round; a larger model times a subset of sentences
@@ -74,8 +74,10 @@ def subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
 
 
 def batch1_latencies(runner: Runner, batches: Batches) -> np.ndarray:
-    """Milliseconds of one call per sentence (batches of one), after one untimed call."""
-    runner(batches.inputs[0])
+    """Milliseconds of one call per sentence (batches of one), after an untimed call on each (a
+    backend that compiles per input shape pays that once, as a service would)."""
+    for batch in batches.inputs:
+        runner(batch)
     latencies = []
     for batch in batches.inputs:
         start = time.perf_counter()
@@ -102,6 +104,25 @@ def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences
                    batch_ms=np.asarray(batch_seconds[i]) * 1000.0,
                    batch1_ms=None if single is None else batch1_latencies(runner, single))
             for i, (runner, _, single) in enumerate(runs)]
+
+
+def time_both(reference: Evaluation, built: Evaluation, encoded: Encoded, batch_size: int,
+              rounds: int, static_shape: bool) -> tuple[list, dict]:
+    """Both runners in alternation over the same sentences (all, or an evenly spread subset that
+    keeps a large model's rounds short), and their batch-1 latency at the built model's input
+    length on a fixed few sentences. Returns their Timings and what was timed."""
+    rows = timed_rows([len(ids) for ids in encoded.ids], reference.seconds / len(encoded))
+    timed = subset(encoded, rows)
+    spread = np.linspace(0, len(rows) - 1, min(BATCH1_SENTENCES, len(rows))).round().astype(int)
+    single = make_batches(subset(encoded, rows[spread]), 1, static_shape=static_shape)
+    runs = [(reference.runner, make_batches(timed, batch_size), single),
+            (built.runner, make_batches(timed, batch_size, static_shape=static_shape),
+             single if built.runner.single_calls else None)]
+    return measure(runs, len(rows), rounds), {
+        "rounds": rounds, "sentences": len(rows), "of": len(encoded),
+        "selection": "all" if len(rows) == len(encoded) else "evenly spread over sentence lengths",
+        "batch1_sentences": len(single.inputs),
+        "batch1_input_length": encoded.max_length if static_shape else "each sentence's own"}
 
 
 def _spread(values: list) -> dict:

@@ -7,24 +7,21 @@ import shlex
 import sys
 from typing import Sequence
 
-import numpy as np
-
 from .backends import load_backend
 from .backends.base import Backend, BuildOptions, choose_precision
 from .backends.torch_ref import reference_runner
-from .batching import Encoded, make_batches, tokenize
+from .batching import make_batches, tokenize
 from .cache import BuildCache
 from .calibration import draw_calibration
 from .checkpoints import load_checkpoint
 from .cli import build_parser
 from .errors import UserError
-from .evaluate import (BATCH1_SENTENCES, Evaluation, evaluate, measure, run_metrics, subset,
-                       timed_rows)
+from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
-from .mismatches import write_mismatches
-from .report import environment, format_notes, format_table, write_json
 from .launch import INTERRUPTED, ProofPoint
+from .mismatches import write_mismatches
 from .provenance import started
+from .report import environment, format_notes, format_table, write_json
 from .sources import ROOT, calibration_wanted, data_wanted, model_wanted, resolve
 from .sst2 import load_examples
 
@@ -68,27 +65,6 @@ def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool)
     return dict(zip(wanted, resolve(list(wanted.values()))))
 
 
-def time_both(reference: Evaluation, built: Evaluation, encoded: Encoded, args: argparse.Namespace,
-              static_shape: bool) -> tuple[list, dict]:
-    """Both runners in alternation over the same sentences (all, or an evenly spread subset that
-    keeps a large model's rounds short), and their batch-1 latency at the built model's input
-    length on a fixed few sentences."""
-    rows = timed_rows([len(ids) for ids in encoded.ids], reference.seconds / len(encoded))
-    timed = subset(encoded, rows)
-    spread = np.linspace(0, len(rows) - 1, min(BATCH1_SENTENCES, len(rows))).round().astype(int)
-    single = subset(encoded, rows[spread])
-    single_batches = make_batches(single, 1, static_shape=static_shape)
-    runs = [(reference.runner, make_batches(timed, args.batch_size), single_batches),
-            (built.runner, make_batches(timed, args.batch_size, static_shape=static_shape),
-             single_batches if built.runner.single_calls else None)]
-    timings = measure(runs, len(rows), args.repeats)
-    return timings, {"rounds": args.repeats, "sentences": len(rows), "of": len(encoded),
-                     "selection": "all" if len(rows) == len(encoded) else
-                     "evenly spread over sentence lengths",
-                     "batch1_sentences": len(single), "batch1_input_length":
-                     args.max_length if static_shape else "each sentence's own"}
-
-
 def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     provenance = started(args.command)
     for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
@@ -121,12 +97,14 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
 
     encoded = tokenize(checkpoint.tokenizer, examples.sentences, args.max_length)
     batches = make_batches(encoded, args.batch_size)
-    built_batches = make_batches(encoded, args.batch_size, static_shape=backend.STATIC_SHAPE)
+    built_batches = make_batches(encoded, args.batch_size, static_shape=True) \
+        if backend.STATIC_SHAPE else batches
     built = backend.build(checkpoint, built_batches.inputs[0], options=options, cache=cache,
                           calibration=calibration)
     reference = evaluate(reference_runner(checkpoint.model), batches)
     result = evaluate(built, built_batches)
-    timings, timed = time_both(reference, result, encoded, args, backend.STATIC_SHAPE)
+    timings, timed = time_both(reference, result, encoded, args.batch_size, args.repeats,
+                               backend.STATIC_SHAPE)
     runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
             run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
     document = {**provenance, "model": args.model, "dataset": args.dataset, "split": args.split,

@@ -14,7 +14,7 @@ import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -105,9 +105,11 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     ran = inference_precision(compiled)
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests,
-             "performance_hint": "THROUGHPUT"}
+             "performance_hint": "THROUGHPUT for passes, LATENCY for single calls"}
     files = {name: meta["bytes"] for name, meta in cached.state["files"].items()}
-    predict, predict_many = make_predictors(compiled, requests)
+    predict_many = pass_predictor(compiled, requests)
+    predict = single_predictor(lambda: compile_ir(cached.folder / IR_FILE, float_precision,
+                                                  "LATENCY"))
     return Runner(name=f"openvino-{'int8' if int8 else ran}", backend=NAME, device="cpu",
                   precision="int8" if int8 else ran, predict=predict, predict_many=predict_many,
                   build_seconds=cached.seconds, cache_hit=cached.hit, files=files, facts=facts)
@@ -146,10 +148,11 @@ def _build(folder: Path, model, example: Batch, recipe: dict,
     return facts
 
 
-def compile_ir(path: Path, precision: str):
-    """Compiled for the CPU in throughput mode at `precision`."""
+def compile_ir(path: Path, precision: str, hint: str = "THROUGHPUT"):
+    """Compiled for the CPU at `precision`: THROUGHPUT (streams: batches in flight on all cores)
+    for passes, LATENCY (one request on all cores) for single calls."""
     return _core().compile_model(str(path), "CPU", {
-        "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]})
+        "PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]})
 
 
 def inference_precision(compiled) -> str:
@@ -158,18 +161,30 @@ def inference_precision(compiled) -> str:
     return {v: k for k, v in OV_PRECISION.items()}.get(name, name)
 
 
-def make_predictors(compiled, requests: int):
-    """(one batch, synchronously; a whole pass with `requests` batches in flight)."""
-    ov = _openvino()
+def _feed(compiled):
     names = [port.get_any_name() for port in compiled.inputs]
-    single = compiled.create_infer_request()
-    queue = ov.AsyncInferQueue(compiled, requests)
+    return lambda batch: {name: batch[name] for name in names}
 
-    def feed(batch: Batch) -> dict:
-        return {name: batch[name] for name in names}
+
+def single_predictor(compile_for_latency: Callable[[], object]) -> Callable[[Batch], np.ndarray]:
+    """One batch at a time, on a model compiled for latency on first use (a throughput-compiled
+    model runs one request on one stream, a fraction of the cores)."""
+    request = []
 
     def predict(batch: Batch) -> np.ndarray:
-        return single.infer(feed(batch))[0].copy()
+        if not request:
+            compiled = compile_for_latency()
+            request.append((compiled.create_infer_request(), _feed(compiled)))
+        infer, feed = request[0]
+        return infer.infer(feed(batch))[0].copy()
+
+    return predict
+
+
+def pass_predictor(compiled, requests: int):
+    """A whole pass with `requests` batches in flight; logits in batch order, seconds per batch."""
+    queue = _openvino().AsyncInferQueue(compiled, requests)
+    feed = _feed(compiled)
 
     def predict_many(batches: Sequence[Batch]) -> tuple[list, list]:
         outputs: list = [None] * len(batches)
@@ -188,4 +203,4 @@ def make_predictors(compiled, requests: int):
         queue.wait_all()
         return outputs, seconds
 
-    return predict, predict_many
+    return predict_many
