@@ -3,7 +3,7 @@ on this machine and writes their JSON files to bench/results/<date>-<cpu>/; then
 `python bench/report.py <that folder> --readme README.md` rewrites README's tables from them.
 
 Needs ../shared (the MiniLM SST-2 checkpoint and SST-2 train); BERT-tiny and the validation set are
-the bundled copies. Takes about 15 minutes on a 2-core machine.
+the bundled copies. Takes about 25 minutes on a 2-core machine.
 """
 from __future__ import annotations
 

@@ -90,8 +90,10 @@ def render(folder: Path) -> str:
     if not docs:
         raise SystemExit(f"no proof-point JSON files in {folder}")
     first = docs[0]
+    commit = first["git_commit"]
+    commit = commit[:12] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
     parts = [f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, project commit "
-             f"`{first['git_commit'][:12]}`, files in `{folder.relative_to(ROOT)}`. Machine: "
+             f"`{commit}`, files in `{folder.relative_to(ROOT)}`. Machine: "
              f"{machine(first)}.", "", "#### The proof points", "", proof_points_table(docs)]
     bench = _load(folder, "benchmark.json")
     if bench:

@@ -1,6 +1,7 @@
 """Fixtures: a tiny random BERT classifier with a real tokenizer, and small SST-2-like data files."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -125,6 +126,12 @@ def unreachable_hub(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
+
+# The GroqFlow stack (requirements-groq.txt) has no OpenVINO: its tests are skipped there.
+OPENVINO = importlib.util.find_spec("openvino") is not None
+requires_openvino = pytest.mark.skipif(not OPENVINO, reason="openvino is not installed")
+OV = pytest.param("openvino", marks=requires_openvino)
+CPU_AUTO = "openvino" if OPENVINO else "onnxruntime"  # what --backend auto picks on a CPU
 
 requires_shared = pytest.mark.skipif(not (SHARED / "models").is_dir(),
                                      reason="../shared (checkpoints and SST-2) is not present")

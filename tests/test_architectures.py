@@ -7,7 +7,7 @@ import transformers
 
 import bert_tiny
 from common.proofpoint import main
-from conftest import make_checkpoint
+from conftest import OV, make_checkpoint
 
 KINDS = ["distilbert", "roberta", "electra", "albert", "minilm"]
 
@@ -17,7 +17,7 @@ def checkpoint_of_kind(request, tmp_path_factory):
     return request.param, make_checkpoint(tmp_path_factory.mktemp(request.param), kind=request.param)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("backend", ["onnxruntime", OV])
 def test_each_architecture_builds_and_agrees_with_pytorch(checkpoint_of_kind, backend, data_file,
                                                           tmp_path):
     kind, folder = checkpoint_of_kind

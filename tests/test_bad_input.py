@@ -12,7 +12,7 @@ import pytest
 import bert_quantize
 import bert_tiny
 from common.proofpoint import main
-from conftest import ROOT, make_checkpoint, write_data
+from conftest import OV, ROOT, make_checkpoint, requires_openvino, write_data
 
 
 def _model(kind, tmp_path, tiny_checkpoint):
@@ -165,7 +165,7 @@ def test_results_are_replaced_whole(tmp_path, tiny_checkpoint, data_file, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "r.json"]
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("backend", ["onnxruntime", OV])
 def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_file, monkeypatch,
                                                capsys, backend):
     import importlib
@@ -186,7 +186,8 @@ def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_f
 
 
 @pytest.mark.parametrize("backend, model_file, entry_name", [
-    ("onnxruntime", "model.onnx", "ort-fp32-cpu"), ("openvino", "model.bin", "ov-float")])
+    ("onnxruntime", "model.onnx", "ort-fp32-cpu"),
+    pytest.param("openvino", "model.bin", "ov-float", marks=requires_openvino)])
 @pytest.mark.parametrize("damage", ["truncate-model", "garbage-state"])
 def test_a_damaged_cached_build_is_detected_and_rebuilt(damage, backend, model_file, entry_name,
                                                         tmp_path, tiny_checkpoint, data_file, capsys):

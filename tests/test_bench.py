@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, requires_openvino
 
 
 def _run(args, tmp_path):
@@ -13,6 +13,7 @@ def _run(args, tmp_path):
     return proc
 
 
+@requires_openvino
 def test_int8_variants_builds_through_the_backend(tiny_checkpoint, data_file, train_file, tmp_path):
     out = tmp_path / "v.json"
     _run(["bench/int8_variants.py", "--backend", "openvino", "--model", str(tiny_checkpoint),
@@ -24,6 +25,7 @@ def test_int8_variants_builds_through_the_backend(tiny_checkpoint, data_file, tr
     assert rows[0]["agreement"] == 1.0 and all(0 <= r["agreement"] <= 1 for r in rows)
 
 
+@requires_openvino
 def test_benchmark_times_the_runners_it_is_asked_for(tmp_path):
     out = tmp_path / "b.json"
     _run(["bench/benchmark.py", "--models", "tiny", "--runners",

@@ -14,7 +14,7 @@ import bert_tiny
 from common.checkpoints import load_checkpoint
 from common.files import file_sha256
 from common.proofpoint import main
-from conftest import ROOT, SENTENCES
+from conftest import CPU_AUTO, OV, ROOT, SENTENCES
 
 RUN_KEYS = {"name", "role", "backend", "device", "precision", "accuracy", "agreement",
             "max_abs_logit_diff", "build_seconds", "cache_hit", "throughput", "speedup",
@@ -68,8 +68,8 @@ def test_the_script_runs_from_the_command_line(tiny_checkpoint, data_file, cache
                            "--json", str(out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "openvino-" in proc.stdout
-    assert "backend: openvino" in proc.stderr and "GroqFlow not usable" in proc.stderr
+    assert f"{CPU_AUTO}-" in proc.stdout
+    assert f"backend: {CPU_AUTO}" in proc.stderr and "GroqFlow not usable" in proc.stderr
     assert json.loads(out.read_text())["samples"] == len(SENTENCES)
 
 
@@ -138,7 +138,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
         "bert_tiny: interrupted; no partial build or results file was left behind"
 
 
-@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("backend", [OV, "onnxruntime"])
 def test_a_redirected_quantize_run_keeps_stderr_short_and_stdout_for_the_table(tmp_path, backend):
     """No progress bars off a terminal, no library warnings: what remains is ours."""
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}

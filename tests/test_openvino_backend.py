@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+pytest.importorskip("openvino")
+
 import bert_quantize
 import bert_tiny
 from common.backends import load_backend

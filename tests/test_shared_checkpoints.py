@@ -15,7 +15,7 @@ from common.batching import make_batches, tokenize
 from common.checkpoints import load_checkpoint
 from common.proofpoint import main
 from common.sst2 import load_examples
-from conftest import SHARED, requires_shared
+from conftest import OV, SHARED, requires_openvino, requires_shared
 
 pytestmark = requires_shared
 VALIDATION = SHARED / "data" / "sst2" / "validation.tsv"
@@ -35,7 +35,7 @@ def _run(spec, tmp_path, *argv) -> dict:
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("backend", ["onnxruntime", OV])
 def test_bert_tiny_matches_its_recorded_accuracy(tmp_path, backend):
     doc = _run(bert_tiny.SPEC, tmp_path, "--model", str(SHARED / "models" / "bert-tiny-sst2"),
                "--backend", backend)
@@ -46,6 +46,7 @@ def test_bert_tiny_matches_its_recorded_accuracy(tmp_path, backend):
     assert built["agreement"] >= 0.999
 
 
+@requires_openvino
 def test_minilm_picks_the_cpus_native_precision_on_openvino(tmp_path):
     doc = _run(bert_base.SPEC, tmp_path, "--model", str(MINILM))
     reference, built = doc["runs"]
@@ -55,6 +56,7 @@ def test_minilm_picks_the_cpus_native_precision_on_openvino(tmp_path):
     assert built["agreement"] >= 0.995
 
 
+@requires_openvino
 def test_minilm_fp32_on_openvino_agrees_exactly(tmp_path):
     doc = _run(bert_base.SPEC, tmp_path, "--model", str(MINILM), "--precision", "fp32",
                "--repeats", "1")
@@ -64,7 +66,7 @@ def test_minilm_fp32_on_openvino_agrees_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("backend, max_drop, min_agreement", [
-    ("openvino", 0.005, 0.985),  # NNCF: the targets its recipe was chosen for
+    pytest.param("openvino", 0.005, 0.985, marks=requires_openvino),  # NNCF's recipe targets
     ("onnxruntime", 0.01, 0.98),
 ])
 def test_minilm_int8_accuracy_and_its_mismatch_list(tmp_path, backend, max_drop, min_agreement):
