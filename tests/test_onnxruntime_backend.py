@@ -65,3 +65,11 @@ def test_fp16_build_has_half_weights_and_float_inputs_outputs(tiny_checkpoint, t
     types = {t.data_type for t in graph.initializer if len(t.dims) == 2}
     assert types == {onnx.TensorProto.FLOAT16}
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_a_precision_onnxruntime_does_not_build_on_the_cpu_is_one_clear_line():
+    from common.errors import UserError
+
+    with pytest.raises(UserError, match=r"^onnxruntime builds fp32 on cpu, not bf16$"):
+        ort_backend.check_options(BuildOptions(precision="bf16"))
+    ort_backend.check_options(BuildOptions(precision="int8"))  # INT8 builds on the CPU

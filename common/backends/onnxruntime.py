@@ -55,8 +55,8 @@ def check_options(options: BuildOptions) -> None:
         raise UserError("--device cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
                         f"offers {', '.join(ort.get_available_providers())}")
     if options.precision not in precisions(options.device) + ("int8",):
-        raise UserError(f"{options.precision} builds run on CUDA only (--device cuda); the CPU "
-                        "build stays fp32")
+        raise UserError(f"onnxruntime builds {' or '.join(precisions(options.device))} on "
+                        f"{options.device}, not {options.precision}")
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
