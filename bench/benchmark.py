@@ -31,6 +31,7 @@ from common.batching import Encoded, make_batches  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.checkpoints import Checkpoint, weights_digest  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
+from common.evaluate import measure  # noqa: E402
 from common.export import export_onnx  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 
@@ -196,18 +197,28 @@ def profile_ops(model_path: Path, batches, folder: Path) -> dict[str, float]:
     return {op: t / whole for op, t in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
-def measure(runners: dict[str, Runner], batches, rounds: int) -> dict[str, list[float]]:
+def pass_seconds(runners: dict[str, Runner], batches, rounds: int) -> dict[str, list[float]]:
     """Seconds of every pass per runner, after one untimed pass (OpenVINO compiles per input
-    shape on first sight); runners take turns each round so drift hits them alike."""
+    shape on first sight); the runners take turns each round (evaluate.measure)."""
     for runner in runners.values():
         runner.run_all(batches.inputs)
-    seconds: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            start = time.perf_counter()
-            runner.run_all(batches.inputs)
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+    timings = measure([(runner, batches, None) for runner in runners.values()], batches.count,
+                      rounds)
+    return {name: timing.round_seconds for name, timing in zip(runners, timings)}
+
+
+def rows_table(rows: list[dict]) -> str:
+    """Markdown, as the README shows it."""
+    lines = ["| model | runner | sentences/s (min–max) | × eager (min–max) | GFLOP/s "
+             "| share of the GEMM rate at its precision |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = (f"{r['ratio_to_eager']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
+                 if r["ratio_to_eager"] else "-")
+        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
+        lines.append(f"| {r['model']} | {r['runner']} | {r['throughput']:.0f} "
+                     f"({r['throughput_range'][0]:.0f}–{r['throughput_range'][1]:.0f}) | {ratio} "
+                     f"| {r['gflops']:.0f} | {share} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -234,7 +245,7 @@ def main(argv=None) -> int:
             checkpoint = random_checkpoint(shape)
             runners = build_runners(shape, checkpoint, batches, calibration, Path(tmp),
                                     set(args.runners.split(",")))
-            seconds = measure(runners, batches, args.rounds)
+            seconds = pass_seconds(runners, batches, args.rounds)
             flops = encoder_flops(checkpoint.model.config, batches)
             if args.profile:
                 for graph in ("exported", "fused"):
@@ -255,14 +266,7 @@ def main(argv=None) -> int:
                              "gflops": flops / median / 1e9,
                              "gemm_share": flops / median / 1e9 / ceiling if ceiling else None,
                              "seconds": passes})
-    print("| model | runner | sentences/s (min–max) | × eager (min–max) | GFLOP/s | share of GEMM at its precision |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        ratio = (f"{r['ratio_to_eager']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
-                 if r["ratio_to_eager"] else "-")
-        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
-        print(f"| {r['model']} | {r['runner']} | {r['throughput']:.1f} ({r['throughput_range'][0]:.0f}–"
-              f"{r['throughput_range'][1]:.0f}) | {ratio} | {r['gflops']:.0f} | {share} |")
+    print(rows_table(rows))
     for shape, shares in profiles.items():
         top = ", ".join(f"{op} {100 * share:.1f}%" for op, share in list(shares.items())[:6])
         print(f"profile {shape} graph, kernel time: {top}")

@@ -27,7 +27,7 @@ from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.evaluate import evaluate  # noqa: E402
+from common.evaluate import evaluate, measure  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 
@@ -102,12 +102,9 @@ def main() -> int:
                                    calibration=calibration)
             size = sum(runner.files.values())
             rows.append((label, evaluate(runner, batches), runner, time.perf_counter() - start, size))
-        seconds = {label: [] for label, *_ in rows}
-        for _ in range(args.rounds):  # every runner takes its turn in each round
-            for label, _, runner, _, _ in rows:
-                start = time.perf_counter()
-                runner.run_all(batches.inputs)
-                seconds[label].append(time.perf_counter() - start)
+        timings = measure([(runner, batches, None) for _, _, runner, _, _ in rows],
+                          len(examples.sentences), args.rounds)
+        seconds = {row[0]: timing.round_seconds for row, timing in zip(rows, timings)}
     base_seconds = seconds[rows[0][0]]
     base_accuracy = (rows[0][1].predictions == examples.labels).mean()
     table = []

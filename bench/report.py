@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.benchmark import rows_table  # noqa: E402
 from bench.int8_variants import variants_table  # noqa: E402
 from bench.ov_buckets import table as bucket_table  # noqa: E402
 from common.files import write_atomic  # noqa: E402
@@ -73,15 +74,7 @@ def benchmark_table(doc: dict) -> str:
     rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in doc["gemm_rates"].items())
     lines = [f"GEMM 2048³ measured in the same run (GFLOP/s; GOP/s for int8): {rates}. Sentences: "
              f"{doc['sentences']}, batch {doc['batch_size']}, median of {doc['rounds']} rounds.", "",
-             "| model | runner | sentences/s (min–max) | × eager (min–max) | GFLOP/s "
-             "| share of the GEMM rate at its precision |", "|---|---|---|---|---|---|"]
-    for r in doc["rows"]:
-        ratio = (f"{r['ratio_to_eager']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
-                 if r["ratio_to_eager"] else "-")
-        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
-        lines.append(f"| {r['model']} | {r['runner']} | {r['throughput']:.0f} "
-                     f"({r['throughput_range'][0]:.0f}–{r['throughput_range'][1]:.0f}) | {ratio} "
-                     f"| {r['gflops']:.0f} | {share} |")
+             rows_table(doc["rows"])]
     return "\n".join(lines)
 
 

@@ -44,6 +44,11 @@ class CachedBuild:
     seconds: float  # build time, or the time to find and verify a cached build
     state: dict
 
+    @property
+    def file_sizes(self) -> dict[str, int]:
+        """Each built file's bytes, as the state file records them."""
+        return {name: meta["bytes"] for name, meta in self.state["files"].items()}
+
 
 class BuildCache:
     def __init__(self, root: Path, rebuild: str = "if_needed"):

@@ -11,6 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from .errors import UserError, first_line
+from .sources import looks_local
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
@@ -56,7 +57,7 @@ def load_checkpoint(source: str) -> Checkpoint:
             raise UserError(f"'{source}' has no tokenizer (none of {', '.join(TOKENIZER_FILES)})")
         location = str(path)
     else:
-        if source.startswith((".", "/", "~")) or source.count("/") > 1:
+        if looks_local(source):
             raise UserError(f"checkpoint folder '{source}' does not exist")
         location = source  # a hub id, found loadable by sources.resolve
     try:

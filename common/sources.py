@@ -12,7 +12,7 @@ from typing import Optional
 
 from .errors import UserError
 from .hub import hub_problem
-from .sst2 import DEFAULT_DATASET, data_format
+from .sst2 import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SST2 = {"validation": ROOT / "data" / "sst2" / "validation.tsv",
@@ -102,8 +102,7 @@ def model_wanted(name: str, default: str, bundled: Optional[Path]) -> Wanted:
 
 def data_wanted(what: str, name: str, split: str, flag: str) -> Wanted:
     fallback, note = sst2_fallback(name, split)
-    return Wanted(what, name, split, "dataset",
-                  f"pass a local .tsv/.csv/.parquet/.jsonl file with {flag} FILE", fallback, note)
+    return Wanted(what, name, split, "dataset", LOCAL_DATA_HINT.format(flag=flag), fallback, note)
 
 
 def calibration_wanted(calibration_dataset: Optional[str], dataset: str) -> Wanted:

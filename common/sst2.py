@@ -10,6 +10,7 @@ from .errors import UserError, first_line
 from .files import file_sha256
 
 DEFAULT_DATASET = "stanfordnlp/sst2"
+LOCAL_DATA_HINT = "pass a local .tsv/.csv/.parquet/.jsonl file with {flag} FILE"
 COMPRESSIONS = (".gz", ".xz", ".bz2", ".zst")  # datasets decompresses text formats as it reads
 # extension -> (datasets builder, its reader options)
 FILE_FORMATS = {
@@ -75,7 +76,7 @@ def _load_table(source: str, split: str):
         raise UserError(f"dataset '{source}' has no split '{split}': {first_line(exc)}") from None
     except Exception as exc:
         raise UserError(f"cannot load dataset '{source}' from the hub: {first_line(exc)}; "
-                        "pass a local .tsv/.csv/.parquet/.jsonl file with --dataset FILE") from None
+                        f"{LOCAL_DATA_HINT.format(flag='--dataset')}") from None
 
 
 def load_examples(source: str, split: str = "validation", limit: int | None = None) -> Examples:

@@ -72,11 +72,10 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     cached = cache.get_or_build(
         f"ort-{label}-{options.device}", cache_key(key_parts),
         lambda folder: _build(folder, checkpoint.model, example, options, recipe, calibration))
-    files = {name: meta["bytes"] for name, meta in cached.state["files"].items()}
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
                   precision=options.precision,
                   predict=make_session(cached.folder / MODEL_FILE, options.device),
-                  build_seconds=cached.seconds, cache_hit=cached.hit, files=files,
+                  build_seconds=cached.seconds, cache_hit=cached.hit, files=cached.file_sizes,
                   facts=cached.state["facts"])
 
 

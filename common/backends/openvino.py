@@ -106,13 +106,12 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests,
              "performance_hint": "THROUGHPUT for passes, LATENCY for single calls"}
-    files = {name: meta["bytes"] for name, meta in cached.state["files"].items()}
     predict_many = pass_predictor(compiled, requests)
     predict = single_predictor(lambda: compile_ir(cached.folder / IR_FILE, float_precision,
                                                   "LATENCY"))
     return Runner(name=f"openvino-{'int8' if int8 else ran}", backend=NAME, device="cpu",
                   precision="int8" if int8 else ran, predict=predict, predict_many=predict_many,
-                  build_seconds=cached.seconds, cache_hit=cached.hit, files=files, facts=facts)
+                  build_seconds=cached.seconds, cache_hit=cached.hit, files=cached.file_sizes, facts=facts)
 
 
 def _build(folder: Path, model, example: Batch, recipe: dict,
