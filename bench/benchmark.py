@@ -39,7 +39,8 @@ SHARED = ROOT.parent / "shared"
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
           "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)}
 RUNNERS = ("pytorch-eager", "pytorch-bf16", "ort-fp32", "ort-fp32-optimized", "ort-fp32-fused",
-           "ort-int8-static", "ort-int8-dynamic", "openvino-fp32", "openvino-bf16", "openvino-int8")
+           "ort-int8-static", "ort-int8-dynamic", "openvino-fp32", "openvino-bf16", "openvino-int8",
+           "openvino-int8+bf16")
 VOCAB = 30522
 
 
@@ -165,10 +166,12 @@ def build_runners(shape: str, checkpoint: Checkpoint, batches, calibration: Enco
             ("ort-int8-dynamic", ort_backend, BuildOptions(precision="int8", quantization="dynamic")),
             ("openvino-fp32", ov_backend, BuildOptions(precision="fp32")),
             ("openvino-bf16", ov_backend, BuildOptions(precision="bf16")),
-            ("openvino-int8", ov_backend, BuildOptions(precision="int8"))):
+            ("openvino-int8", ov_backend, BuildOptions(precision="int8")),
+            ("openvino-int8+bf16", ov_backend, BuildOptions(precision="int8", remainder="bf16"))):
         if name not in only:
             continue
-        if options.precision == "bf16" and "bf16" not in backend.precisions("cpu"):
+        wants_bf16 = "bf16" in (options.precision, options.remainder)
+        if wants_bf16 and not any(c.precision == "bf16" for c in ov_backend.candidates("cpu", None)):
             print(f"{name}: skipped, this CPU has no bf16", file=sys.stderr)
             continue
         runners[name] = backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,

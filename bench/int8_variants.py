@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.backends import load_backend  # noqa: E402
+from common.backends import backend_module  # noqa: E402
 from common.backends.base import BuildOptions  # noqa: E402
 from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import make_batches, tokenize  # noqa: E402
@@ -81,7 +81,7 @@ def main() -> int:
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON (bench/report.py)")
     args = p.parse_args()
-    backend, _ = load_backend(args.backend)
+    backend = backend_module(args.backend)
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)

@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = BuildCache(Path(tmp))
-        for precision in (ov_backend.precisions("cpu")[0], "int8"):
+        floats = [c.precision for c in ov_backend.candidates("cpu", None)]
+        for precision in ("bf16" if "bf16" in floats else "fp32", "int8"):
             built = ov_backend.build(checkpoint, batches.inputs[0], cache=cache,
                                      options=BuildOptions(precision=precision),
                                      calibration=calibration if precision == "int8" else None)

@@ -46,8 +46,9 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
     p.add_argument("--split", default="validation", help="split of a hub dataset (default: validation)")
     p.add_argument("--limit", type=int_in(1, 10_000_000), help="evaluate only the first N sentences")
     p.add_argument("--backend", choices=CHOICES, default="auto",
-                   help="auto: GroqFlow where GroqWare is usable; else on CUDA ONNX Runtime, on "
-                        "the CPU OpenVINO (ONNX Runtime where OpenVINO is not installed)")
+                   help="auto: GroqFlow where GroqWare and a GroqChip are here; else the fastest "
+                        "build of OpenVINO and ONNX Runtime that agrees with the reference, "
+                        "measured on this host")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where the built model runs; cuda: ONNX Runtime, fp16 (needs onnxruntime-gpu)")
     p.add_argument("--num-chips", type=int_in(1, 64), default=num_chips,
@@ -74,10 +75,14 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                    help="random seed (calibration sampling); printed and saved (default: 0)")
     if not quantize:
         p.add_argument("--precision", choices=("auto",) + FLOAT_PRECISIONS, default="auto",
-                       help="the built model's precision; auto: the device's native fast float "
-                            "(bf16 on CPUs with AMX or AVX-512 BF16, fp16 on CUDA and GroqChips, "
-                            "else fp32)")
+                       help="the built model's precision; auto: every precision the backends "
+                            "offer here is timed on a few of the run's batches and the fastest "
+                            "that agrees with the reference runs (cached per host)")
     if quantize:
+        p.add_argument("--precision", choices=("auto",) + tuple(f"int8+{p}" for p in FLOAT_PRECISIONS),
+                       default="auto",
+                       help="INT8 and the precision of what stays in float; auto: measured as "
+                            "for the float scripts")
         p.add_argument("--quantization", choices=QUANTIZATIONS, default="static",
                        help="static: calibrated INT8 (default); dynamic: no calibration")
         p.add_argument("--calibration-samples", type=int_in(1, 100_000),

@@ -1,6 +1,7 @@
 """What this CPU is and which matrix engines it has: every speed figure is recorded beside it."""
 from __future__ import annotations
 
+import math
 import os
 import platform
 from functools import lru_cache
@@ -29,8 +30,41 @@ def cpu_info() -> dict:
             "logical_cpus": os.cpu_count(), "flags": [f for f in MATRIX_FLAGS if f in flags]}
 
 
+def _cgroup_quota() -> float | None:
+    """CPUs granted by the container's CPU quota (cgroup v2 cpu.max, or v1 cfs), None if unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            root = Path("/sys/fs/cgroup/cpu")
+            quota = (root / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    return int(quota) / int(period)
+
+
+@lru_cache(maxsize=None)
+def thread_budget() -> dict:
+    """How many threads every runner gets: the CPUs this process may run on (its affinity mask),
+    capped by the container's CPU quota; with the figures it was decided from."""
+    logical = os.cpu_count() or 1
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    quota = _cgroup_quota()
+    threads = max(1, min(affinity, math.ceil(quota) if quota else affinity))
+    return {"threads": threads, "logical_cpus": logical, "affinity_cpus": affinity,
+            "cgroup_quota_cpus": quota,
+            "rule": "min(CPUs in this process's affinity mask, ceil(cgroup CPU quota))"}
+
+
+def usable_cpus() -> int:
+    return thread_budget()["threads"]
+
+
 def cpu_summary() -> str:
     """One line for under the table: the CPU, its threads and its matrix instruction sets."""
     info = cpu_info()
-    return (f"CPU: {info['model']}, {info['logical_cpus']} threads, "
+    return (f"CPU: {info['model']}, {usable_cpus()} of {info['logical_cpus']} logical CPUs used, "
             f"{' '.join(info['flags']) or 'no AVX2/AVX-512/AMX'}")

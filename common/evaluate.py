@@ -26,6 +26,7 @@ class Evaluation:
     runner: Runner
     logits: np.ndarray  # [samples, 2], dataset order
     seconds: float  # the accuracy pass, for choosing how much to time
+    batch_seconds: tuple = ()  # each batch's seconds in that pass
 
     @property
     def predictions(self) -> np.ndarray:
@@ -37,12 +38,13 @@ def evaluate(runner: Runner, batches: Batches) -> Evaluation:
     runner(batches.inputs[0])
     with progress_bar(f"eval {runner.name}", len(batches.inputs), "batch") as bar:
         start = time.perf_counter()
-        outputs, _ = runner.run_all(batches.inputs, bar.update)
+        outputs, batch_seconds = runner.run_all(batches.inputs, bar.update)
         seconds = time.perf_counter() - start
     for batch, out in zip(batches.inputs, outputs):
         if out.shape != (len(batch["input_ids"]), 2):
             raise RuntimeError(f"{runner.name} returned logits of shape {out.shape}")
-    return Evaluation(runner, batches.scatter(outputs).astype(np.float32), seconds)
+    return Evaluation(runner, batches.scatter(outputs).astype(np.float32), seconds,
+                      tuple(batch_seconds))
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,12 @@ def batch1_latencies(runner: Runner, batches: Batches) -> np.ndarray:
 
 
 def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences: int,
-            rounds: int) -> list[Timing]:
+            rounds: int, desc: str = "timing") -> list[Timing]:
     """Timing of each (runner, its batches of the timed sentences, its batch-1 inputs or None):
     `rounds` passes each, the runners taking turns in every round so drift hits them alike."""
     seconds = [[] for _ in runs]
     batch_seconds = [[] for _ in runs]
-    with progress_bar("timing", rounds * len(runs), "pass") as bar:
+    with progress_bar(desc, rounds * len(runs), "pass") as bar:
         for _ in range(rounds):
             for i, (runner, batches, _) in enumerate(runs):
                 start = time.perf_counter()

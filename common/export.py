@@ -11,9 +11,12 @@ import torch
 import transformers
 
 from .batching import INPUT_NAMES, Batch
+from .cache import BuildCache, CachedBuild, cache_key
 from .errors import UserError, first_line
+from .progress import progress_bar
 
 OPSET = 17
+EXPORT_FILE = "model.onnx"
 EXPORT_TOLERANCE = 1e-3  # fp32 against fp32: seen at 1e-6 on every supported architecture
 
 
@@ -94,3 +97,22 @@ def check_export(path: Path, names: tuple[str, ...], example: Batch, expected: n
     if not gap <= EXPORT_TOLERANCE:
         raise UserError(f"the ONNX export of {what} does not reproduce PyTorch's logits "
                         f"(max |Δlogit| {gap:.3g} on the example batch); not building from it")
+
+
+def cached_export(checkpoint, example: Batch, cache: BuildCache) -> CachedBuild:
+    """The export every file-based build starts from, made once per checkpoint and exporter
+    versions: OpenVINO converts it, ONNX Runtime runs it as its fp32 build or quantizes it."""
+    import onnx
+
+    parts = {"export": "torchscript, eager attention, dynamic batch and sequence", "opset": OPSET,
+             "weights": checkpoint.digest, "versions": {"torch": torch.__version__,
+                                                        "transformers": transformers.__version__,
+                                                        "onnx": onnx.__version__}}
+
+    def build(folder: Path) -> dict:
+        with progress_bar("export onnx", 1, "model") as bar:
+            names = export_onnx(checkpoint.model, example, folder / EXPORT_FILE)
+            bar.update()
+        return {"input_names": list(names)}
+
+    return cache.get_or_build("onnx", cache_key(parts), build)

@@ -7,8 +7,8 @@ import shlex
 import sys
 from typing import Sequence
 
-from .backends import load_backend
-from .backends.base import Backend, BuildOptions, choose_precision
+from .backends import backend_module, candidates_for
+from .backends.base import BuildOptions, Candidate, Runner
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
 from .cache import BuildCache
@@ -22,8 +22,9 @@ from .launch import INTERRUPTED, ProofPoint
 from .mismatches import write_mismatches
 from .provenance import started
 from .report import environment, format_notes, format_table, write_json
-from .sources import ROOT, calibration_wanted, data_wanted, model_wanted, resolve
+from .sources import ROOT, calibration_wanted, data_wanted, looks_local, model_wanted, resolve
 from .sst2 import load_examples
+from .trial import Choice, choose, int8_hint
 
 
 def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
@@ -45,14 +46,39 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def build_options(spec: ProofPoint, backend: Backend, args: argparse.Namespace) -> BuildOptions:
-    """INT8 for the quantize script; otherwise the precision asked for, or the device's native one."""
-    precision = choose_precision(backend, getattr(args, "precision", "auto"), args.device,
-                                 spec.quantize)
+def build_options(candidate: Candidate, args: argparse.Namespace) -> BuildOptions:
+    """The candidate's precision with the user's other choices."""
     flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
-    return BuildOptions(precision=precision, quantization=getattr(args, "quantization", "static"),
-                        device=args.device, num_chips=args.num_chips, compiler_flags=flags,
-                        max_length=args.max_length)
+    return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
+                        quantization=getattr(args, "quantization", "static"), device=args.device,
+                        num_chips=args.num_chips, compiler_flags=flags, max_length=args.max_length)
+
+
+def forced_by(args: argparse.Namespace) -> str:
+    """The flags that narrowed the builds, as typed; "" when everything was left to auto."""
+    flags = [f"--{name} {value}" for name, value in
+             (("backend", args.backend), ("precision", getattr(args, "precision", "auto")))
+             if value != "auto"]
+    return " ".join(flags)
+
+
+def slower_than_reference(choice: Choice, built: dict, args: argparse.Namespace,
+                          cache: BuildCache, weights: str) -> str:
+    """The line under the table when the float build chosen runs slower than PyTorch, and what
+    does run faster here (INT8, if its proof point measured it) or how to find out."""
+    speed = built["speedup"]["median"]
+    if choice.record["trial"]:
+        said = (f"no float build is faster than PyTorch on this CPU: the fastest in the trial, "
+                f"{choice.candidate}, ran at {speed:.2f}× the reference")
+    else:
+        said = f"{choice.candidate} ran at {speed:.2f}× PyTorch on this CPU; --backend auto tries every build"
+    hint = int8_hint(cache, weights)
+    if hint is None:
+        command = f"python bert_quantize.py --model {args.model} --dataset {args.dataset}"
+        if looks_local(args.dataset):
+            command += " --calibration-dataset TRAIN_FILE"
+        hint = f"INT8 may be: {command}"
+    return f"{said}. {hint}"
 
 
 def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool) -> dict:
@@ -71,49 +97,70 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         if path:
             check_writable_target(path, flag)
     cache = BuildCache(args.cache_dir, args.rebuild)
-    backend, backend_note = load_backend(args.backend, args.device,
-                                         args.quantization if spec.quantize else None)
-    options = build_options(spec, backend, args)
-    static_int8 = spec.quantize and options.quantization == "static"
-    sources = resolve_sources(spec, args, static_int8)
+    quantization = args.quantization if spec.quantize else None
+    candidates, backends_note = candidates_for(args.backend, args.device, quantization,
+                                               getattr(args, "precision", "auto"))
+    calibrate = spec.quantize and args.quantization == "static"
+    sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)
     limit = checkpoint.model.config.max_position_embeddings
     if args.max_length > limit:
         raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
     examples = load_examples(sources["dataset"].location, args.split, args.limit)
     calibration = None
-    if static_int8:
+    if calibrate:
         source = sources["calibration"]
         calibration = draw_calibration(source.location, source.split, args.seed,
                                        args.calibration_samples, checkpoint.tokenizer,
                                        args.max_length, examples.sentences)
     if args.rebuild != "never":
         cache.ensure_writable()
-    if backend_note:
-        print(f"backend: {backend.NAME} {options.precision} ({backend_note})", file=sys.stderr)
     print(f"{spec.name}: {sources['model'].location} on {sources['dataset'].location} "
-          f"({len(examples.sentences)} sentences), "
-          f"backend {backend.NAME}, seed {args.seed}", file=sys.stderr)
+          f"({len(examples.sentences)} sentences), seed {args.seed}; builds: "
+          f"{', '.join(map(str, candidates))}" + (f" ({backends_note})" if backends_note else ""),
+          file=sys.stderr)
 
     encoded = tokenize(checkpoint.tokenizer, examples.sentences, args.max_length)
     batches = make_batches(encoded, args.batch_size)
-    built_batches = make_batches(encoded, args.batch_size, static_shape=True) \
-        if backend.STATIC_SHAPE else batches
-    built = backend.build(checkpoint, built_batches.inputs[0], options=options, cache=cache,
-                          calibration=calibration)
+    static_batches = make_batches(encoded, args.batch_size, static_shape=True) \
+        if any(backend_module(c.backend).STATIC_SHAPE for c in candidates) else None
+
+    def batches_for(candidate: Candidate):
+        return static_batches if backend_module(candidate.backend).STATIC_SHAPE else batches
+
+    def build(candidate: Candidate) -> Runner:
+        return backend_module(candidate.backend).build(
+            checkpoint, batches_for(candidate).inputs[0], options=build_options(candidate, args),
+            cache=cache, calibration=calibration)
+
     reference = evaluate(reference_runner(checkpoint.model), batches)
-    result = evaluate(built, built_batches)
+    forced = forced_by(args)
+    choice = choose(candidates, build, reference, batches, cache,
+                    {"weights": checkpoint.digest, "batch_size": args.batch_size,
+                     "max_length": args.max_length,
+                     "calibration": calibration.cache_parts() if calibration else None},
+                    why_single=f"as {forced} asks" if forced else "the only build offered here")
+    print(choice.banner(), file=sys.stderr)
+    static_shape = backend_module(choice.candidate.backend).STATIC_SHAPE
+    built_batches = batches_for(choice.candidate)
+    result = evaluate(choice.runner, built_batches)
     timings, timed = time_both(reference, result, encoded, args.batch_size, args.repeats,
-                               backend.STATIC_SHAPE)
+                               static_shape)
     runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
             run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
+    notes = []
+    if not spec.quantize and runs[1]["speedup"]["median"] < 1.0:
+        notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
+    versions = {}
+    for name in dict.fromkeys(c.backend for c in candidates):
+        versions.update(backend_module(name).library_versions())
     document = {**provenance, "model": args.model, "dataset": args.dataset, "split": args.split,
                 "samples": len(examples.sentences), "seed": args.seed,
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "sources": {what: source.record() for what, source in sources.items()},
                 "inputs": {"weights_sha256": checkpoint.digest, "dataset": examples.identity},
-                "timing": timed,
-                "environment": environment(backend.library_versions()), "runs": runs}
+                "choice": choice.record, "timing": timed, "notes": notes,
+                "environment": environment(versions), "runs": runs}
     if calibration is not None:
         document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
                                    "requested": calibration.requested,

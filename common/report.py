@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from .cpu import cpu_info, cpu_summary
+from .cpu import cpu_info, cpu_summary, thread_budget
 from .files import write_results_file
 
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
@@ -20,7 +20,8 @@ def environment(extra_versions: dict[str, str]) -> dict:
     info = cpu_info()
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpu": info["model"], "cpu_flags": info["flags"], "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "versions": extra_versions}
+            "threads": thread_budget(), "torch_threads": torch.get_num_threads(),
+            "versions": extra_versions}
 
 
 def _build_cell(run: dict) -> str:
@@ -83,7 +84,7 @@ def format_notes(document: dict) -> str:
                 f"{facts['groqflow_end_to_end_latency_ms']:.3f} ms "
                 f"({facts['groqflow_end_to_end_ips']:.0f} IPS), benchmark(), 100 runs measured on "
                 "the card; sent/s: run_abunch passes timed on this host, process start included")
-    return "\n".join(lines + [cpu_summary()])
+    return "\n".join(lines + document.get("notes", []) + [cpu_summary()])
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -131,7 +131,6 @@ def unreachable_hub(monkeypatch):
 OPENVINO = importlib.util.find_spec("openvino") is not None
 requires_openvino = pytest.mark.skipif(not OPENVINO, reason="openvino is not installed")
 OV = pytest.param("openvino", marks=requires_openvino)
-CPU_AUTO = "openvino" if OPENVINO else "onnxruntime"  # what --backend auto picks on a CPU
 
 requires_shared = pytest.mark.skipif(not (SHARED / "models").is_dir(),
                                      reason="../shared (checkpoints and SST-2) is not present")

@@ -80,5 +80,6 @@ def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
     cache = BuildCache(tmp_path)
     first = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=1), cache=cache)
-    again = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=4), cache=cache)
+    again = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=4),
+                              cache=BuildCache(tmp_path))  # a later run
     assert first.cache_hit is False and again.cache_hit is True

@@ -7,6 +7,7 @@ from common.backends.torch_ref import reference_runner
 from common.batching import make_batches, tokenize
 from common.cache import BuildCache
 from common.checkpoints import load_checkpoint
+from common.export import export_onnx
 from conftest import SENTENCES
 
 
@@ -28,7 +29,7 @@ def test_bert_fusions_apply_to_the_exported_graph(tiny_checkpoint, tmp_path):
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
     exported, fused = tmp_path / "exported.onnx", tmp_path / "fused.onnx"
     attention = checkpoint.model.config._attn_implementation
-    ort_backend.export_onnx(checkpoint.model, example, exported)
+    export_onnx(checkpoint.model, example, exported)
     assert checkpoint.model.config._attn_implementation == attention  # restored after export
     counts = ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
     assert counts == {"EmbedLayerNormalization": 1, "Attention": 2, "BiasGelu": 2,
@@ -57,7 +58,7 @@ def test_fp16_build_has_half_weights_and_float_inputs_outputs(tiny_checkpoint, t
     encoded = tokenize(checkpoint.tokenizer, [s for s, _ in SENTENCES], 128)
     example = make_batches(encoded, batch_size=4).inputs[0]
     exported, fp16 = tmp_path / "exported.onnx", tmp_path / "fp16.onnx"
-    ort_backend.export_onnx(checkpoint.model, example, exported)
+    export_onnx(checkpoint.model, example, exported)
     fused = ort_backend.fuse_bert(exported, fp16, checkpoint.model.config,
                                  BuildOptions(precision="fp16", device="cuda"))
     assert fused.get("Attention") == 2

@@ -1,4 +1,4 @@
-"""The OpenVINO backend on tiny random checkpoints: precision choice, parity, order, cache, INT8."""
+"""The OpenVINO backend on tiny random checkpoints: candidates, parity, order, cache, INT8."""
 import json
 
 import numpy as np
@@ -8,9 +8,9 @@ pytest.importorskip("openvino")
 
 import bert_quantize
 import bert_tiny
-from common.backends import load_backend
+from common.backends import candidates_for
 from common.backends import openvino as ov_backend
-from common.backends.base import BuildOptions, Calibration, choose_precision
+from common.backends.base import BuildOptions, Calibration
 from common.backends.torch_ref import reference_runner
 from common.batching import make_batches, tokenize
 from common.cache import BuildCache
@@ -29,17 +29,19 @@ class FakeCore:
         return self.capabilities
 
 
-@pytest.mark.parametrize("capabilities, native, offered", [
-    (["FP32", "INT8", "BIN"], "fp32", ("fp32",)),  # AVX2-only CPU
-    (["BF16", "FP32", "INT8"], "bf16", ("bf16", "fp32")),  # AMX or AVX-512 BF16
-    (["BF16", "FP16", "FP32", "INT8"], "bf16", ("bf16", "fp32", "fp16")),
+@pytest.mark.parametrize("capabilities, floats", [
+    (["FP32", "INT8", "BIN"], ["fp32"]),  # AVX2-only CPU
+    (["BF16", "FP32", "INT8"], ["fp32", "bf16"]),  # AMX or AVX-512 BF16
+    (["BF16", "FP16", "FP32", "INT8"], ["fp32", "bf16", "fp16"]),
 ])
-def test_native_precision_follows_the_cpus_capabilities(monkeypatch, capabilities, native, offered):
+def test_candidates_are_what_openvino_can_compile_here(monkeypatch, capabilities, floats):
+    """The capability list decides what can be tried, never which one runs (that is measured)."""
     monkeypatch.setattr(ov_backend, "_core", lambda: FakeCore(capabilities))
-    assert ov_backend.precisions("cpu") == offered
-    assert choose_precision(ov_backend, "auto", "cpu", int8=False) == native
-    assert choose_precision(ov_backend, "fp32", "cpu", int8=False) == "fp32"
-    assert choose_precision(ov_backend, "auto", "cpu", int8=True) == "int8"
+    assert [c.label for c in ov_backend.candidates("cpu", None)] == floats
+    assert [c.label for c in ov_backend.candidates("cpu", "static")] == [f"int8+{p}" for p in floats]
+    assert ov_backend.candidates("cpu", "dynamic") == () and ov_backend.candidates("cuda", None) == ()
+    found, _ = candidates_for("openvino", "cpu", None, "fp32")
+    assert [str(c) for c in found] == ["openvino fp32"]
 
 
 def test_a_precision_the_cpu_lacks_is_one_clear_line(monkeypatch, tiny_checkpoint, data_file,
@@ -54,14 +56,25 @@ def test_a_precision_the_cpu_lacks_is_one_clear_line(monkeypatch, tiny_checkpoin
     assert not cache_dir.exists()
 
 
-def test_auto_picks_openvino_on_the_cpu_and_onnxruntime_where_openvino_does_not_build():
-    assert load_backend("auto")[0].NAME == "openvino"
-    backend, note = load_backend("auto", "cpu", "dynamic")
-    assert backend.NAME == "onnxruntime" and "dynamic INT8 is ONNX Runtime's" in note
+def test_auto_offers_both_cpu_backends_and_only_onnxruntime_where_openvino_does_not_build(
+        monkeypatch):
+    monkeypatch.setattr(ov_backend, "_core", lambda: FakeCore(["BF16", "FP32"]))
+    found, note = candidates_for("auto", "cpu", None)
+    assert [str(c) for c in found] == ["openvino fp32", "openvino bf16", "onnxruntime fp32"]
+    assert note.startswith("GroqFlow not usable")
+    found, _ = candidates_for("auto", "cpu", "static")
+    assert [str(c) for c in found] == ["openvino int8+fp32", "openvino int8+bf16",
+                                       "onnxruntime int8+fp32"]
+    found, _ = candidates_for("auto", "cpu", "dynamic")
+    assert [str(c) for c in found] == ["onnxruntime int8+fp32"]
     with pytest.raises(UserError, match="--quantization dynamic is not built by openvino"):
-        load_backend("openvino", "cpu", "dynamic")
-    with pytest.raises(UserError, match="OpenVINO builds for the CPU here; --device cuda takes"):
-        choose_precision(ov_backend, "auto", "cuda", int8=False)
+        candidates_for("openvino", "cpu", "dynamic")
+    with pytest.raises(UserError, match="openvino builds nothing for --device cuda here; pass "
+                                        "--backend onnxruntime"):
+        candidates_for("openvino", "cuda", None)
+    with pytest.raises(UserError, match=r"^--precision fp16: openvino and onnxruntime on cpu "
+                                        r"build fp32 or bf16 here$"):
+        candidates_for("auto", "cpu", None, "fp16")
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +117,12 @@ def test_float_builds_share_one_ir_and_a_recipe_change_rebuilds(tiny, cache_dir)
     first = ov_backend.build(checkpoint, batches.inputs[0], options=BuildOptions(precision="fp32"),
                              cache=cache)
     again = ov_backend.build(checkpoint, batches.inputs[0], options=BuildOptions(precision="fp32"),
-                             cache=cache)
-    assert first.cache_hit is False and again.cache_hit is True
-    assert {p.name for p in next((cache_dir / "entries").iterdir()).iterdir()} == {
-        "model.xml", "model.bin", "state.json"}
+                             cache=BuildCache(cache_dir))  # a later run
+    bf16 = ov_backend.build(checkpoint, batches.inputs[0], options=BuildOptions(precision="bf16"),
+                            cache=BuildCache(cache_dir))
+    assert first.cache_hit is False and again.cache_hit is True and bf16.cache_hit is True
+    (ir,) = (cache_dir / "entries").glob("ov-float-*")
+    assert {p.name for p in ir.iterdir()} == {"model.xml", "model.bin", "state.json"}
     ov_backend.RECIPE["recipe_version"] += 1
     try:
         changed = ov_backend.build(checkpoint, batches.inputs[0],
@@ -132,7 +147,7 @@ def test_int8_is_nncf_quantized_cached_and_keyed_on_its_recipe(tiny, cache_dir):
     options = BuildOptions(precision="int8")
     built = ov_backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
                              calibration=calibration)
-    assert built.precision == "int8" and built.name == "openvino-int8"
+    assert built.precision == "int8+fp32" and built.name == "openvino-int8+fp32"  # fp32 remainder
     assert built.facts["int8_bytes"] < built.facts["fp32_bytes"]
     entry = next((cache_dir / "entries").glob("ov-int8-*"))
     ops = [op.get_type_name() for op in ov.Core().read_model(str(entry / "model.xml")).get_ops()]
@@ -141,8 +156,8 @@ def test_int8_is_nncf_quantized_cached_and_keyed_on_its_recipe(tiny, cache_dir):
     outputs, _ = built.run_all(batches.inputs)
     gap = max(np.abs(out - reference(b)).max() for b, out in zip(batches.inputs, outputs))
     assert gap < 0.5
-    assert ov_backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
-                            calibration=calibration).cache_hit is True
+    assert ov_backend.build(checkpoint, batches.inputs[0], options=options,
+                            cache=BuildCache(cache_dir), calibration=calibration).cache_hit is True
     other_recipe = BuildOptions(precision="int8", recipe=(("smooth_quant_alpha", 0.5),))
     assert ov_backend.build(checkpoint, batches.inputs[0], options=other_recipe, cache=cache,
                             calibration=calibration).cache_hit is False
@@ -154,15 +169,20 @@ def test_int8_is_nncf_quantized_cached_and_keyed_on_its_recipe(tiny, cache_dir):
                          options=BuildOptions(precision="int8", recipe=(("alpha", 1),)))
 
 
-def test_quantize_script_defaults_to_openvino_int8_on_the_cpu(tiny_checkpoint, data_file,
-                                                               train_file, cache_dir, tmp_path):
+def test_quantize_script_trials_every_int8_build_on_the_cpu(tiny_checkpoint, data_file,
+                                                             train_file, cache_dir, tmp_path):
     out = tmp_path / "q.json"
     assert main(bert_quantize.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
                                      "--calibration-dataset", str(train_file), "--cache-dir",
                                      str(cache_dir), "--json", str(out),
                                      "--calibration-samples", "30"]) == 0
     doc = json.loads(out.read_text())
-    built = doc["runs"][1]
-    assert (built["backend"], built["precision"]) == ("openvino", "int8")
-    assert built["build_facts"]["inference_precision"] in {"fp32", "bf16"}
+    built, choice = doc["runs"][1], doc["choice"]
+    remainders = [c.remainder for c in ov_backend.candidates("cpu", "static")]
+    assert [c["candidate"] for c in choice["candidates"]] == \
+        [f"openvino int8+{r}" for r in remainders] + ["onnxruntime int8+fp32"]
+    assert f"{built['backend']} {built['precision']}" == choice["chosen"]
+    fastest = max((c for c in choice["candidates"] if c["agreement"] >= 0.95),
+                  key=lambda c: c["sent_per_s"])
+    assert choice["chosen"] == fastest["candidate"]
     assert doc["calibration"]["count"] == 30 and doc["environment"]["cpu_flags"] is not None

@@ -58,7 +58,7 @@ def test_static_int8_end_to_end_is_seeded_cached_and_really_int8(
     assert calibration["seed"] == 3 and calibration["count"] == 20
     assert calibration["source"] == str(train_file) and len(set(calibration["indices"])) == 20
     built = first["runs"][1]
-    assert built["precision"] == "int8" and built["name"] == "onnxruntime-int8-static"
+    assert built["precision"] == "int8+fp32" and built["name"] == "onnxruntime-int8-static"
     assert built["build_facts"]["int8_bytes"] == built["files"]["model.onnx"]
     size = f"{built['files']['model.onnx'] / 1e6:.1f} (fp32 {built['build_facts']['fp32_bytes'] / 1e6:.1f})"
     assert size in capsys.readouterr().out  # the table gives the INT8 size against fp32

@@ -1,49 +1,71 @@
-"""Backend registry and the `auto` choice: GroqFlow where GroqWare is usable; else CUDA -> ONNX
-Runtime, CPU -> OpenVINO (the fastest CPU backend in bench/benchmark.py) where it is installed."""
+"""Backend registry, and the builds that `auto` chooses among: GroqFlow alone where GroqWare and a
+GroqChip are here; else every build OpenVINO and ONNX Runtime offer on the device, one of which a
+measured trial picks (common/trial.py)."""
 from __future__ import annotations
 
 import importlib
 
 from ..errors import UserError
-from .base import Backend
+from .base import Backend, Candidate
 
 BACKENDS = ("onnxruntime", "openvino", "groqflow")
 CHOICES = ("auto",) + BACKENDS
+HOST_BACKENDS = ("openvino", "onnxruntime")  # what runs where GroqFlow does not
 
 
-def _module(name: str) -> Backend:
+def backend_module(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend '{name}'; choose one of {', '.join(CHOICES)}")
     return importlib.import_module(f".{name}", __name__)
 
 
-def _auto(device: str, quantization: str | None) -> tuple[str, str]:
-    """(backend name, why) for `--backend auto`."""
-    ok, why = _module("groqflow").available()
-    if ok:
-        return "groqflow", "GroqFlow found the GroqWare Suite"
-    reasons = [f"GroqFlow not usable: {why}"]
-    if device == "cuda":
-        return "onnxruntime", "; ".join(reasons + ["ONNX Runtime runs CUDA"])
-    if quantization == "dynamic":
-        return "onnxruntime", "; ".join(reasons + ["dynamic INT8 is ONNX Runtime's"])
-    ok, why = _module("openvino").available()
-    if ok:
-        return "openvino", "; ".join(reasons + ["OpenVINO drives this CPU's matrix engines"])
-    return "onnxruntime", "; ".join(reasons + [f"OpenVINO not usable: {why}"])
-
-
-def load_backend(name: str, device: str = "cpu", quantization: str | None = None
-                 ) -> tuple[Backend, str]:
-    """The backend module for `name`, and for `auto` a note on what it chose and why."""
-    note = ""
-    if name == "auto":
-        name, note = _auto(device, quantization)
-    if name not in BACKENDS:
-        raise UserError(f"unknown backend '{name}'; choose one of {', '.join(CHOICES)}")
-    module = _module(name)
+def _usable(name: str) -> Backend:
+    module = backend_module(name)
     ok, why = module.available()
     if not ok:
         raise UserError(f"backend {name} is not available: {why}")
+    return module
+
+
+def _offered(name: str, device: str, quantization: str | None) -> tuple[Candidate, ...]:
+    """An explicitly named backend's builds; one line saying why when it has none."""
+    module = _usable(name)
     if quantization is not None and quantization not in module.QUANTIZATIONS:
         raise UserError(f"--quantization {quantization} is not built by {name} (it builds "
                         f"{', '.join(module.QUANTIZATIONS)}); pass --backend onnxruntime")
-    return module, note
+    found = module.candidates(device, quantization)
+    if not found:
+        raise UserError(f"{name} builds nothing for --device {device} here; "
+                        "pass --backend onnxruntime")
+    return found
+
+
+def candidates_for(backend: str, device: str, quantization: str | None,
+                   precision: str = "auto") -> tuple[list[Candidate], str]:
+    """The builds the flags leave open, and a note on how that set was made. `quantization` None
+    means a float build; `precision` narrows the set to one precision label (fp32, int8+bf16...)."""
+    if backend != "auto":
+        found, note = list(_offered(backend, device, quantization)), ""
+    else:
+        ok, why = backend_module("groqflow").available()
+        if ok and device == "cuda":
+            ok, why = False, "--device cuda asks for a GPU"
+        if ok:
+            found = list(backend_module("groqflow").candidates(device, quantization))
+            note = "GroqFlow found the GroqWare Suite and a GroqChip"
+        else:
+            usable = [n for n in HOST_BACKENDS if backend_module(n).available()[0]]
+            found = [c for n in usable for c in backend_module(n).candidates(device, quantization)]
+            note = f"GroqFlow not usable: {why}"
+            if not found:
+                raise UserError(f"no installed backend builds for --device {device} "
+                                f"({note}); see requirements.txt")
+    if precision == "auto":
+        return found, note
+    kept = [c for c in found if c.label == precision]
+    if not kept:
+        names = " and ".join(dict.fromkeys(c.backend for c in found))
+        raise UserError(f"--precision {precision}: {names} on {device} "
+                        f"build{'s' if ' and ' not in names else ''} "
+                        f"{' or '.join(dict.fromkeys(c.label for c in found))} here")
+    return kept, note

@@ -1,7 +1,8 @@
 """The backend interface: what every backend takes (options, calibration) and gives back (a Runner).
 
-ONNX Runtime, OpenVINO and GroqFlow are three implementations of `Backend`; the precision a build
-uses is decided once, here, from what the backend offers on the device.
+ONNX Runtime, OpenVINO and GroqFlow are three implementations of `Backend`. Each lists the builds it
+can make on a device (`candidates`); which one runs is not decided here but by measurement on the
+host (`common/trial.py`), or by the user's flags.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 import numpy as np
 
 from ..batching import Batch, Encoded
-from ..errors import UserError
 
 QUANTIZATIONS = ("static", "dynamic")
 FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -22,8 +22,9 @@ FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
 @dataclass(frozen=True)
 class BuildOptions:
     """Everything the user chooses that can change a build; part of the cache key."""
-    precision: str = "fp32"  # fp32 | bf16 | fp16 | int8, already resolved (see choose_precision)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | int8
     quantization: str = "static"  # int8 only
+    remainder: str = "fp32"  # int8 only: the precision of what stays in float
     device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow
     compiler_flags: Optional[Tuple[str, ...]] = None  # GroqFlow; None: its defaults
@@ -72,6 +73,22 @@ def merged_recipe(defaults: dict, options: BuildOptions) -> dict:
         raise ValueError(f"unknown recipe setting(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(sorted(defaults))}")
     return {**defaults, **dict(options.recipe)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One build a backend can make on a device: what the trial times and the user can force."""
+    backend: str
+    precision: str  # fp32 | bf16 | fp16 | int8
+    remainder: Optional[str] = None  # int8: the precision of the layers left in float, if known
+
+    @property
+    def label(self) -> str:
+        """fp32, bf16, fp16, int8, or int8+<remainder>."""
+        return f"{self.precision}+{self.remainder}" if self.remainder else self.precision
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.label}"
 
 
 Predict = Callable[[Batch], np.ndarray]
@@ -124,8 +141,9 @@ class Backend(Protocol):
     def available(self) -> Tuple[bool, str]:
         """(True, "") where it can run here, else (False, why not)."""
 
-    def precisions(self, device: str) -> Tuple[str, ...]:
-        """Float precisions it builds on `device`, the device's native fast one first."""
+    def candidates(self, device: str, quantization: Optional[str]) -> Tuple[Candidate, ...]:
+        """The builds it can make on `device`: float ones for quantization None, else INT8 ones
+        (one per float remainder it can compile); () where it builds nothing there."""
 
     def library_versions(self) -> dict:
         """Versions that go into the cache key and the results JSON."""
@@ -133,17 +151,3 @@ class Backend(Protocol):
     def build(self, checkpoint, example: Batch, *, options: BuildOptions, cache,
               calibration: Optional[Calibration] = None) -> Runner:
         """Build (or find in the cache) and return the Runner."""
-
-
-def choose_precision(backend: Backend, requested: str, device: str, int8: bool) -> str:
-    """The one place precision is decided: INT8 for the quantize script; else the device's native
-    fast float unless the user forces one that the backend builds there."""
-    if int8:
-        return "int8"
-    offered = backend.precisions(device)
-    if requested == "auto":
-        return offered[0]
-    if requested not in offered:
-        raise UserError(f"--precision {requested}: {backend.NAME} on {device} builds "
-                        f"{' or '.join(offered)} here")
-    return requested

@@ -20,7 +20,7 @@ from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
 from ..export import eager_attention_copy
-from .base import BuildOptions, Calibration, Runner, cache_key_parts
+from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts
 
 NAME = "groqflow"
 STATIC_SHAPE = True
@@ -48,7 +48,8 @@ def quiet_failure(call: Callable[[], object]) -> str:
 
 
 def available() -> tuple[bool, str]:
-    """GroqFlow must import and its own check must find the GroqWare Suite (devtools, runtime)."""
+    """GroqFlow must import, its own check must find the GroqWare Suite (devtools, runtime), and
+    the host must have a GroqChip processor: a GroqWare host without cards is no place to run."""
     try:
         import groqflow  # noqa: F401
         from groqflow.common import sdk_helpers
@@ -58,12 +59,18 @@ def available() -> tuple[bool, str]:
                                                                require_runtime=True))
     if why:
         return False, f"GroqWare Suite not found ({why})"
+    chips: list = []
+    why = quiet_failure(lambda: chips.append(sdk_helpers.get_num_chips_available()))
+    if why or not chips[0]:
+        return False, f"the GroqWare Suite is here but no GroqChip processor ({why or 'none found'})"
     return True, ""
 
 
-def precisions(device: str) -> tuple[str, ...]:
-    """GroqFlow converts float models to fp16 for the GroqChip."""
-    return ("fp16",)
+def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...]:
+    """One build: fp16 (GroqFlow converts float models to fp16 for the GroqChip), or INT8."""
+    if quantization is None:
+        return (Candidate(NAME, "fp16"),)
+    return (Candidate(NAME, "int8"),) if quantization in QUANTIZATIONS else ()
 
 
 def library_versions() -> dict[str, str]:

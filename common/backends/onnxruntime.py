@@ -1,7 +1,7 @@
-"""ONNX Runtime backend: export, fusions where they pay, fp16 (CUDA) or INT8, a session on all cores."""
+"""ONNX Runtime backend: the shared export, fusions where they pay, fp16 (CUDA) or INT8, a session
+on the CPUs this process may use."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,10 +11,11 @@ import torch
 from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
+from ..cpu import usable_cpus
 from ..errors import UserError
-from ..export import OPSET, export_onnx
+from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
-from .base import BuildOptions, Calibration, Runner, cache_key_parts, merged_recipe
+from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
 
 NAME = "onnxruntime"
 STATIC_SHAPE = False
@@ -42,9 +43,13 @@ def library_versions() -> dict[str, str]:
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def precisions(device: str) -> tuple[str, ...]:
-    """fp16 with fused kernels on CUDA; fp32 on the CPU (its CPU kernels have no fast bf16/fp16)."""
-    return ("fp16", "fp32") if device == "cuda" else ("fp32",)
+def candidates(device: str, quantization: str | None) -> tuple[Candidate, ...]:
+    """fp16 (fused kernels) and fp32 on CUDA; fp32 on the CPU, whose ONNX Runtime kernels have no
+    fast bf16/fp16; INT8 (static or dynamic) with an fp32 remainder."""
+    if quantization is not None:
+        return (Candidate(NAME, "int8", "fp32"),) if quantization in QUANTIZATIONS else ()
+    floats = ("fp16", "fp32") if device == "cuda" else ("fp32",)
+    return tuple(Candidate(NAME, p) for p in floats)
 
 
 def check_options(options: BuildOptions) -> None:
@@ -54,9 +59,10 @@ def check_options(options: BuildOptions) -> None:
     if options.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise UserError("--device cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
                         f"offers {', '.join(ort.get_available_providers())}")
-    if options.precision not in precisions(options.device) + ("int8",):
-        raise UserError(f"onnxruntime builds {' or '.join(precisions(options.device))} on "
-                        f"{options.device}, not {options.precision}")
+    floats = [c.precision for c in candidates(options.device, None)]
+    if options.precision not in floats + ["int8"]:
+        raise UserError(f"onnxruntime builds {' or '.join(floats)} on {options.device}, not "
+                        f"{options.precision}")
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
@@ -64,44 +70,44 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     check_options(options)
     relevant = {k: v for k, v in asdict(options).items()
                 if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
-    static_int8 = options.precision == "int8" and options.quantization == "static"
+    int8 = options.precision == "int8"
     recipe = {**RECIPE, **merged_recipe(_int8_recipe(options), options)}
     key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,
-                                calibration if static_int8 else None)
-    label = options.precision if options.precision != "int8" else f"int8-{options.quantization}"
-    cached = cache.get_or_build(
-        f"ort-{label}-{options.device}", cache_key(key_parts),
-        lambda folder: _build(folder, checkpoint.model, example, options, recipe, calibration))
+                                calibration if int8 and options.quantization == "static" else None)
+    label = f"int8-{options.quantization}" if int8 else options.precision
+    export = cached_export(checkpoint, example, cache)
+    if (options.device, options.precision) == ("cpu", "fp32"):
+        # the export as it is: ONNX Runtime optimises it when the session loads
+        cached, model, seconds = export, export.folder / EXPORT_FILE, export.seconds
+    else:
+        cached = cache.get_or_build(
+            f"ort-{label}-{options.device}", cache_key(key_parts),
+            lambda folder: _build(folder, export.folder / EXPORT_FILE, checkpoint.model.config,
+                                  options, recipe, calibration))
+        model, seconds = cached.folder / MODEL_FILE, export.seconds + cached.seconds
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
-                  precision=options.precision,
-                  predict=make_session(cached.folder / MODEL_FILE, options.device),
-                  build_seconds=cached.seconds, cache_hit=cached.hit, files=cached.file_sizes,
-                  facts=cached.state["facts"])
+                  precision="int8+fp32" if int8 else options.precision,
+                  predict=make_session(model, options.device), build_seconds=seconds,
+                  cache_hit=cached.hit, files=cached.file_sizes, facts=cached.state["facts"])
 
 
-def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildOptions,
-           recipe: dict, calibration: Calibration | None) -> dict:
-    """Export, then what measured fastest (README, "Speed"). fp32 on the CPU stays as exported:
-    ONNX Runtime's load-time optimisation of it ran about 9% faster than its offline BERT fusions.
-    The fusions are applied for fp16 on CUDA (fused attention kernels) and where the INT8 recipe
-    asks (dynamic INT8 quantizes the fused Attention too; static INT8 the exported graph)."""
+def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: dict,
+           calibration: Calibration | None) -> dict:
+    """What measured fastest from the shared export (README, "Speed"). fp32 on the CPU is the export
+    as it is (not built here): ONNX Runtime's load-time optimisation of it ran about 9% faster than
+    its offline BERT fusions. The fusions are applied for fp16 on CUDA (fused attention kernels) and
+    where the INT8 recipe asks (dynamic INT8 quantizes the fused Attention too; static INT8 the
+    exported graph)."""
     int8 = options.precision == "int8"
     fuse = options.precision == "fp16" or (int8 and recipe["fused_graph"])
-    stages = ["export"] + (["fuse"] if fuse else []) + (["quantise"] if int8 else [])
-    exported = folder / "exported.onnx"
-    float_model = folder / (FP32_FILE if int8 else MODEL_FILE)
+    stages = (["fuse"] if fuse else []) + (["quantise"] if int8 else [])
+    float_model = folder / (FP32_FILE if int8 else MODEL_FILE) if fuse else exported
     facts: dict = {}
     with progress_bar("build onnxruntime", len(stages), "stage") as bar:
-        bar.set_postfix_str("export")
-        export_onnx(model, example, exported)
-        bar.update()
         if fuse:
             bar.set_postfix_str("fuse")
-            facts["fused_operators"] = fuse_bert(exported, float_model, model.config, options)
-            exported.unlink()
+            facts["fused_operators"] = fuse_bert(exported, float_model, config, options)
             bar.update()
-        else:
-            exported.rename(float_model)
         if int8:
             from .ort_quantize import quantize_dynamic_int8, quantize_static_int8
 
@@ -112,7 +118,8 @@ def _build(folder: Path, model: torch.nn.Module, example: Batch, options: BuildO
                 quantize_static_int8(float_model, folder / MODEL_FILE, calibration, recipe)
             facts.update(quantization=options.quantization, fp32_bytes=float_model.stat().st_size,
                          int8_bytes=(folder / MODEL_FILE).stat().st_size)
-            float_model.unlink()
+            if fuse:
+                float_model.unlink()
             bar.update()
     return facts
 
@@ -141,18 +148,22 @@ def fuse_bert(source: Path, target: Path, config, options: BuildOptions) -> dict
 
 
 def make_session(path: Path, device: str = "cpu", optimize: bool = True):
-    """An ONNX Runtime session on all cores, as a predict function; `optimize=False` runs the
-    graph exactly as stored (the benchmark's unoptimised baseline)."""
+    """An ONNX Runtime session on the CPUs this process may use, as a predict function;
+    `optimize=False` runs the graph exactly as stored (the benchmark's unoptimised baseline). A
+    CUDA session that ONNX Runtime quietly put on the CPU is refused, not labelled cuda."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = os.cpu_count() or 1
+    so.intra_op_num_threads = usable_cpus()
     so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                    else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     so.log_severity_level = 3
     providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda"
                  else ["CPUExecutionProvider"])
     session = ort.InferenceSession(str(path), so, providers=providers)
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise UserError("--device cuda: ONNX Runtime could not start its CUDA provider (a CUDA or "
+                        f"cuDNN library is missing?) and would run on {session.get_providers()[0]}")
     names = [i.name for i in session.get_inputs()]
 
     def predict(batch: Batch) -> np.ndarray:

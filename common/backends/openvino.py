@@ -1,10 +1,11 @@
 """OpenVINO backend: the CPU's own matrix engines (AMX, AVX-512 BF16/VNNI), all cores busy.
 
-The ONNX export every backend shares is converted to OpenVINO's IR and cached; INT8 is NNCF's
-post-training quantization of that IR (ov_quantize.py). At run time the IR is compiled for the CPU
-at the precision chosen by `base.choose_precision` (bf16 where OpenVINO reports BF16 among the CPU's
-optimization capabilities, else fp32) with the THROUGHPUT hint, and a pass keeps as many batches in
-flight as OpenVINO advises (one infer request per stream), results back in dataset order.
+The shared ONNX export (export.cached_export) is converted to OpenVINO's IR and cached; INT8 is
+NNCF's post-training quantization of that IR (ov_quantize.py). At run time the IR is compiled for
+the CPU at a float precision (for INT8: the precision of what stays in float) with the THROUGHPUT
+hint, and a pass keeps as many batches in flight as OpenVINO advises (one infer request per stream),
+results back in dataset order. Which precision is fast on a CPU is measured, not read from its
+capability list (common/trial.py): the list only says which ones OpenVINO can compile here.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ import numpy as np
 from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
+from ..cpu import usable_cpus
 from ..errors import UserError
-from ..export import OPSET, export_onnx
+from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
-from .base import BuildOptions, Calibration, Runner, cache_key_parts, merged_recipe
+from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
 
 NAME = "openvino"
 STATIC_SHAPE = False
@@ -63,14 +65,16 @@ def _core():
     return _openvino().Core()
 
 
-def precisions(device: str) -> tuple[str, ...]:
-    """bf16 first where OpenVINO reports BF16 for this CPU (AMX or AVX-512 BF16), else fp32."""
-    if device != "cpu":
-        raise UserError(f"OpenVINO builds for the CPU here; --device {device} takes "
-                        "--backend onnxruntime")
-    capabilities = set(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    offered = [p for p in ("bf16", "fp16") if CAPABILITY[p] in capabilities]
-    return ("bf16", "fp32", *offered[1:]) if "bf16" in offered else ("fp32", *offered)
+def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...]:
+    """fp32, and bf16 / fp16 where OpenVINO lists them among this CPU's optimization capabilities
+    (for INT8: each of them as the float remainder); nothing off the CPU or for dynamic INT8."""
+    if device != "cpu" or quantization not in (None,) + QUANTIZATIONS:
+        return ()
+    listed = set(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    floats = ["fp32"] + [p for p in ("bf16", "fp16") if CAPABILITY[p] in listed]
+    if quantization is None:
+        return tuple(Candidate(NAME, p) for p in floats)
+    return tuple(Candidate(NAME, "int8", remainder=p) for p in floats)
 
 
 def library_versions() -> dict[str, str]:
@@ -86,7 +90,8 @@ def library_versions() -> dict[str, str]:
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Optional[Calibration] = None) -> Runner:
     if options.device != "cpu":
-        precisions(options.device)  # raises the one-line explanation
+        raise UserError(f"OpenVINO builds for the CPU here; --device {options.device} takes "
+                        "--backend onnxruntime")
     int8 = options.precision == "int8"
     if int8:
         from .ov_quantize import INT8_RECIPE
@@ -97,39 +102,37 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
     key = cache_key(cache_key_parts(NAME, checkpoint.digest, {"ir": ir}, library_versions(),
                                     recipe, calibration if int8 else None))
+    export = cached_export(checkpoint, example, cache)
     cached = cache.get_or_build(
         f"ov-{ir}", key,
-        lambda folder: _build(folder, checkpoint.model, example, recipe, calibration if int8 else None))
-    float_precision = precisions("cpu")[0] if int8 else options.precision
+        lambda folder: _build(folder, export.folder / EXPORT_FILE, recipe,
+                              calibration if int8 else None))
+    float_precision = options.remainder if int8 else options.precision
     compiled = compile_ir(cached.folder / IR_FILE, float_precision)
     ran = inference_precision(compiled)
+    label = f"int8+{ran}" if int8 else ran
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests,
              "performance_hint": "THROUGHPUT for passes, LATENCY for single calls"}
     predict_many = pass_predictor(compiled, requests)
     predict = single_predictor(lambda: compile_ir(cached.folder / IR_FILE, float_precision,
                                                   "LATENCY"))
-    return Runner(name=f"openvino-{'int8' if int8 else ran}", backend=NAME, device="cpu",
-                  precision="int8" if int8 else ran, predict=predict, predict_many=predict_many,
-                  build_seconds=cached.seconds, cache_hit=cached.hit, files=cached.file_sizes, facts=facts)
+    return Runner(name=f"openvino-{label}", backend=NAME, device="cpu", precision=label,
+                  predict=predict, predict_many=predict_many,
+                  build_seconds=export.seconds + cached.seconds, cache_hit=cached.hit,
+                  files=cached.file_sizes, facts=facts)
 
 
-def _build(folder: Path, model, example: Batch, recipe: dict,
-           calibration: Optional[Calibration]) -> dict:
+def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Calibration]) -> dict:
     ov = _openvino()
 
-    stages = ["export", "convert"] + (["quantise"] if calibration is not None else [])
-    exported = folder / "exported.onnx"
+    stages = ["convert"] + (["quantise"] if calibration is not None else [])
     facts: dict = {}
     with progress_bar("build openvino", len(stages), "stage") as bar:
-        bar.set_postfix_str("export")
-        export_onnx(model, example, exported)
-        bar.update()
         bar.set_postfix_str("convert")
         # as bytes, not a path: given a path, OpenVINO 2025.0 first tries it as a PyTorch archive
         # (torch.export.load, torch.jit.load) and logs pages of errors before reading the ONNX
         ir = ov.convert_model(io.BytesIO(exported.read_bytes()))
-        exported.unlink()
         bar.update()
         if calibration is not None:
             from .ov_quantize import quantize_int8
@@ -151,7 +154,8 @@ def compile_ir(path: Path, precision: str, hint: str = "THROUGHPUT"):
     """Compiled for the CPU at `precision`: THROUGHPUT (streams: batches in flight on all cores)
     for passes, LATENCY (one request on all cores) for single calls."""
     return _core().compile_model(str(path), "CPU", {
-        "PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]})
+        "PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+        "INFERENCE_NUM_THREADS": usable_cpus()})
 
 
 def inference_precision(compiled) -> str:

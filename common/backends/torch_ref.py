@@ -1,18 +1,17 @@
-"""The PyTorch reference: the checkpoint as loaded, fp32, on the CPU, all cores."""
+"""The PyTorch reference: the checkpoint as loaded, fp32, on the CPUs this process may use."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
 
 from ..batching import Batch
+from ..cpu import usable_cpus
 from ..export import model_input_names
 from .base import Runner
 
 
 def reference_runner(model: torch.nn.Module) -> Runner:
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(usable_cpus())
     model = model.to("cpu").eval()
     names = model_input_names(model)
 

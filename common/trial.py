@@ -1,0 +1,182 @@
+"""`auto`, decided by measurement on this host: which build is fast is what it does here, not what
+the CPU or a library lists (a Xeon whose AMX a VM hides lists bf16 and runs it at half fp32's rate).
+
+Every candidate build is timed on a few of the run's own batches, spread over their lengths, in
+interleaved rounds (so drift hits them alike), and checked against the reference's answers on the
+same sentences; the fastest that agrees is chosen. The decision is cached for this host, weights,
+library versions and candidate set, so a second run does not trial again.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .backends import backend_module
+from .backends.base import Candidate, Runner
+from .batching import Batches
+from .cache import BuildCache, cache_key
+from .cpu import cpu_info, usable_cpus
+from .evaluate import Evaluation, measure
+
+AGREEMENT = {"float": 0.995, "int8": 0.95}  # INT8's gate catches a broken build; its fidelity is
+# the quantize proof point's own question, answered on every sentence
+TRIAL_REFERENCE_SECONDS = 0.5  # the reference's time over the trial batches, at most (but 1 batch)
+TRIAL_BATCHES = 4
+TRIAL_ROUNDS = 3
+SAME_SPEED = 0.03  # medians this close are within a short trial's noise: agreement decides
+CHOICE_ENTRY = "choice"
+
+
+@dataclass
+class Choice:
+    """The build that runs, and the JSON's record of how it was chosen."""
+    candidate: Candidate
+    runner: Runner
+    record: dict
+
+    def banner(self) -> str:
+        """One line: what was chosen, and on what evidence."""
+        rec = self.record
+        if not rec["trial"]:
+            return f"backend: {self.candidate} ({rec['why']})"
+        speeds = {c["candidate"]: c["sent_per_s"] for c in rec["candidates"]}
+        runner_up = rec["runner_up"]
+        against = (f"; runner-up {runner_up} {speeds[runner_up]:.0f} sent/s" if runner_up else "")
+        how = ("cached trial" if rec["cached"] else f"trial of {rec['trial_seconds']:.1f} s") + \
+            f" on {rec['trial_sentences']} sentences"
+        return (f"backend: {self.candidate}, {speeds[rec['chosen']]:.0f} sent/s{against} "
+                f"({how}; {rec['why']})")
+
+
+def host() -> dict:
+    """What a decision is valid for: the CPU model, its matrix flags, the threads the runners get."""
+    info = cpu_info()
+    return {"cpu": info["model"], "flags": info["flags"], "threads": usable_cpus()}
+
+
+def trial_batches(batches: Batches, reference: Evaluation) -> list[int]:
+    """Which of the run's (length-sorted) batches the trial times: as many as fit in
+    TRIAL_REFERENCE_SECONDS of the reference's accuracy pass (1 to TRIAL_BATCHES), evenly spread
+    over the sentence lengths, the shortest and the last (partial) batch left out."""
+    count = len(batches.inputs)
+    per_batch = statistics.median(reference.batch_seconds) if reference.batch_seconds else 0.0
+    wanted = int(TRIAL_REFERENCE_SECONDS / per_batch) if per_batch > 0 else TRIAL_BATCHES
+    wanted = max(1, min(TRIAL_BATCHES, wanted, count))
+    spread = np.linspace(0, count - 1, wanted + 2)[1:-1] if count > 2 else np.arange(count)[:wanted]
+    return sorted(set(int(round(i)) for i in spread))
+
+
+def _agreement(outputs: list, expected: list) -> tuple[float, float]:
+    got, want = np.concatenate(outputs), np.concatenate(expected)
+    return (float((got.argmax(axis=1) == want.argmax(axis=1)).mean()),
+            float(np.abs(got - want).max()))
+
+
+def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
+               reference: Evaluation, kind: str) -> dict:
+    """Agreement and interleaved timing of every built candidate on the trial batches."""
+    chosen_batches = trial_batches(batches, reference)
+    trial = Batches(inputs=[batches.inputs[i] for i in chosen_batches],
+                    rows=[batches.rows[i] for i in chosen_batches], count=batches.count)
+    sentences = sum(len(rows) for rows in trial.rows)
+    expected = [reference.logits[rows] for rows in trial.rows]
+    entries = []
+    for candidate in candidates:  # the untimed first pass: warms every shape, gives the answers
+        outputs, _ = runners[candidate].run_all(trial.inputs)
+        agreement, gap = _agreement(outputs, expected)
+        entries.append({"candidate": str(candidate), "backend": candidate.backend,
+                        "precision": candidate.label, "agreement": agreement,
+                        "max_abs_logit_diff": gap})
+    timings = measure([(runners[c], trial, None) for c in candidates], sentences, TRIAL_ROUNDS,
+                      desc="trial")
+    for entry, timing in zip(entries, timings):
+        speeds = timing.throughputs()
+        entry.update(sent_per_s=statistics.median(speeds), sent_per_s_min=min(speeds),
+                     sent_per_s_max=max(speeds))
+    reference_seconds = sum(reference.batch_seconds[i] for i in chosen_batches)
+    threshold = AGREEMENT[kind]
+    agreeing = [e for e in entries if e["agreement"] >= threshold]
+    if agreeing:
+        top = max(e["sent_per_s"] for e in agreeing)
+        fastest = [e for e in agreeing if e["sent_per_s"] >= (1 - SAME_SPEED) * top]
+        chosen = max(fastest, key=lambda e: (e["agreement"], e["sent_per_s"]))
+        why = (f"the fastest agreeing with the reference on ≥ {threshold:.1%} of the trial "
+               f"sentences; within {SAME_SPEED:.0%} of the fastest, the one agreeing most")
+    else:
+        chosen = max(entries, key=lambda e: (e["agreement"], e["sent_per_s"]))
+        why = (f"none agreed with the reference on ≥ {threshold:.1%} of the trial sentences; "
+               "the closest")
+    others = sorted((e for e in entries if e is not chosen), key=lambda e: -e["sent_per_s"])
+    return {"trial": True, "candidates": entries, "chosen": chosen["candidate"],
+            "runner_up": others[0]["candidate"] if others else None, "why": why,
+            "agreement_threshold": threshold, "trial_sentences": sentences,
+            "trial_batches": len(chosen_batches), "rounds": TRIAL_ROUNDS,
+            "reference_sent_per_s": sentences / reference_seconds,
+            "reference_speed_from": "the reference's accuracy pass over the same batches"}
+
+
+def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner],
+           reference: Evaluation, batches: Batches, cache: BuildCache, context: dict,
+           why_single: str = "the only build the flags leave") -> Choice:
+    """The build to run, of `candidates`: the only one, the one a cached trial chose for this
+    host, or a trial's choice. `context` holds what the decision depends on besides the host and
+    the candidates (weights, batching, calibration); `--rebuild always` trials again."""
+    if len(candidates) == 1:
+        (candidate,) = candidates
+        return Choice(candidate, build(candidate), {
+            "trial": False, "candidates": [{"candidate": str(candidate), "backend": candidate.backend,
+                                            "precision": candidate.label}],
+            "chosen": str(candidate), "why": why_single, "cached": False, "trial_seconds": 0.0})
+    kind = "int8" if candidates[0].precision == "int8" else "float"
+    versions = {}
+    for name in dict.fromkeys(c.backend for c in candidates):
+        versions.update(backend_module(name).library_versions())
+    key_parts = {"host": host(), "candidates": [str(c) for c in candidates], "versions": versions,
+                 "kind": kind, **context}
+    runners: dict = {}
+
+    def run_trial(folder) -> dict:
+        start, building = time.perf_counter(), cache.seconds_building
+        for candidate in candidates:
+            runners[candidate] = build(candidate)
+        building = cache.seconds_building - building
+        record = _run_trial(candidates, runners, batches, reference, kind)
+        for entry, candidate in zip(record["candidates"], candidates):
+            entry.update(build_seconds=runners[candidate].build_seconds,
+                         cache_hit=runners[candidate].cache_hit)
+        wall = time.perf_counter() - start
+        return {**record, "trial_seconds": wall - building, "wall_seconds": wall,
+                "trial_seconds_cover": "compiling, warming and timing the candidates; the builds "
+                                       "made for them (cached for later runs) are the rest of "
+                                       "wall_seconds",
+                "kind": kind, "host": key_parts["host"], "weights": context.get("weights")}
+
+    policy = "always" if cache.rebuild == "always" else "if_needed"  # a trial builds nothing new
+    decided = BuildCache(cache.root, policy).get_or_build(CHOICE_ENTRY, cache_key(key_parts),
+                                                          run_trial)
+    record = {**decided.state["facts"], "cached": decided.hit}
+    candidate = next(c for c in candidates if str(c) == record["chosen"])
+    runner = runners.get(candidate) or build(candidate)
+    runners.clear()  # the losers' compiled models are freed here
+    return Choice(candidate, runner, record)
+
+
+def cached_decisions(cache: BuildCache, weights: str, kind: str) -> list[dict]:
+    """Trial records for these weights on this host, e.g. the INT8 proof point's, from the cache."""
+    here = host()
+    return [r for r in cache.records(CHOICE_ENTRY)
+            if (r.get("kind"), r.get("weights"), r.get("host")) == (kind, weights, here)]
+
+
+def int8_hint(cache: BuildCache, weights: str) -> Optional[str]:
+    """What INT8 measured here for these weights, if the quantize proof point has run."""
+    for record in cached_decisions(cache, weights, "int8"):
+        chosen = next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
+        return (f"bert_quantize.py's trial measured {record['chosen']} at "
+                f"{chosen['sent_per_s'] / record['reference_sent_per_s']:.1f}× the reference "
+                f"(agreement {chosen['agreement']:.3f} on {record['trial_sentences']} sentences)")
+    return None
