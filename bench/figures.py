@@ -1,6 +1,6 @@
 """Every measured figure in the README, in one command: runs the proof points and the benchmarks
 on this machine and writes their JSON files to bench/results/<date>-<cpu>/; then
-`python bench/report.py <that folder> --readme README.md` rewrites README's tables from them.
+`python bench/report.py <folders> --readme README.md` rewrites README's tables from them.
 
 Needs ../shared (the MiniLM SST-2 checkpoint and SST-2 train); BERT-tiny and the validation set are
 the bundled copies. Takes about 25 minutes on a 2-core machine.
@@ -35,6 +35,7 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
     "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
     "ov-buckets.json": ["bench/ov_buckets.py"],
+    "trial-cost.json": ["bench/trial_cost.py"],
 }
 
 
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
                 command += ["--cache-dir", cache]  # cold builds, measured
             print(f"== {name}: {' '.join(command[1:])}", flush=True)
             subprocess.run(command, cwd=ROOT, check=True)
-    print(f"wrote {out}; now: python bench/report.py {out.relative_to(ROOT)} --readme README.md")
+    print(f"wrote {out}; now: python bench/report.py bench/results/* --readme README.md")
     return 0
 
 

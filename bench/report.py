@@ -1,7 +1,8 @@
-"""The README's measured figures, regenerated from the JSON files of one `bench/figures.py` run.
+"""The README's measured figures, regenerated from the JSON files of `bench/figures.py` runs, one
+folder per machine.
 
-    python bench/report.py bench/results/<run>              # print the tables (Markdown)
-    python bench/report.py bench/results/<run> --readme README.md   # rewrite README's block
+    python bench/report.py bench/results/<run>...              # print the tables (Markdown)
+    python bench/report.py bench/results/<run>... --readme README.md   # rewrite README's block
 
 Every number between README's `figures` markers comes from these files; nothing is typed by hand.
 """
@@ -70,6 +71,34 @@ def proof_points_table(docs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def trial_table(docs: list[dict]) -> str:
+    """Every candidate `auto` timed, per proof point that ran a trial."""
+    lines = ["| command | candidate | trial sent/s (min–max) | agreement on the trial sentences "
+             "| chosen |", "|---|---|---|---|---|"]
+    for doc in docs:
+        choice = doc.get("choice") or {}
+        if not choice.get("trial"):
+            continue
+        command = " ".join(["python"] + shown(doc["command"]))
+        for c in choice["candidates"]:
+            speed = {"median": c["sent_per_s"], "min": c["sent_per_s_min"], "max": c["sent_per_s_max"]}
+            lines.append(f"| `{command}` | {c['candidate']} | {spread_cell(speed, '.0f')} "
+                         f"| {c['agreement']:.4f} | {'**yes**' if c['candidate'] == choice['chosen'] else ''} |")
+        lines.append(f"| | trial: {choice['trial_sentences']} sentences, {choice['rounds']} rounds, "
+                     f"{choice['trial_seconds']:.1f} s | | | |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def trial_cost_line(doc: dict) -> str:
+    first, second = doc["runs"]
+    return (f"`bench/trial_cost.py` (`bert_base.py` on a BERT-base-shaped checkpoint, random weights, "
+            f"872 sentences, a fresh cache): first run {first['wall_seconds']:.0f} s wall of which "
+            f"the trial {first['trial_seconds']:.1f} s ({first['trial_seconds'] / first['wall_seconds']:.1%}; "
+            f"chose {first['choice']['chosen']}, {first['speedup']['median']:.2f}× the reference); "
+            f"second run {second['wall_seconds']:.0f} s, decision "
+            f"{'from the cache, no trial' if second['choice']['cached'] else 'measured again'}.")
+
+
 def benchmark_table(doc: dict) -> str:
     rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in doc["gemm_rates"].items())
     lines = [f"GEMM 2048³ measured in the same run (GFLOP/s; GOP/s for int8): {rates}. Sentences: "
@@ -85,9 +114,16 @@ def render(folder: Path) -> str:
     first = docs[0]
     commit = first["git_commit"]
     commit = commit[:12] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
-    parts = [f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, project commit "
+    parts = [f"### {first['environment']['cpu']} ({folder.name})", "",
+             f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, project commit "
              f"`{commit}`, files in `{folder.relative_to(ROOT)}`. Machine: "
              f"{machine(first)}.", "", "#### The proof points", "", proof_points_table(docs)]
+    trials = trial_table(docs)
+    if trials:
+        parts += ["", "#### What `auto` measured (the trial of each proof point above)", "", trials]
+    cost = _load(folder, "trial-cost.json")
+    if cost:
+        parts += ["", trial_cost_line(cost)]
     bench = _load(folder, "benchmark.json")
     if bench:
         parts += ["", "#### Every runner against PyTorch eager (`bench/benchmark.py`)", "",
@@ -109,10 +145,10 @@ def render(folder: Path) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", type=Path, help="a bench/results/<run> folder")
+    p.add_argument("folders", type=Path, nargs="+", help="bench/results/<run> folders")
     p.add_argument("--readme", type=Path, help=f"rewrite the block between {BEGIN} and {END}")
     args = p.parse_args(argv)
-    text = render(args.folder.resolve())
+    text = "\n\n".join(render(folder.resolve()) for folder in args.folders)
     if not args.readme:
         print(text)
         return 0

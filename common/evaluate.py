@@ -17,6 +17,7 @@ from .backends.base import Runner
 from .batching import Batches, Encoded, make_batches
 from .progress import progress_bar
 
+UNSTEADY_SPREAD = 1.5  # slowest round over fastest: past this the machine was busy
 TIMING_BUDGET_S = 4.0  # reference seconds per round; a larger model times a subset of sentences
 BATCH1_SENTENCES = 32
 
@@ -34,8 +35,9 @@ class Evaluation:
 
 
 def evaluate(runner: Runner, batches: Batches) -> Evaluation:
-    """One untimed warm-up batch, then one pass over every batch: the logits the metrics use."""
-    runner(batches.inputs[0])
+    """One untimed warm-up batch on the path a pass takes, then one pass over every batch: the
+    logits the metrics use."""
+    runner.run_all(batches.inputs[:1])
     with progress_bar(f"eval {runner.name}", len(batches.inputs), "batch") as bar:
         start = time.perf_counter()
         outputs, batch_seconds = runner.run_all(batches.inputs, bar.update)
@@ -91,12 +93,15 @@ def batch1_latencies(runner: Runner, batches: Batches) -> np.ndarray:
 def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences: int,
             rounds: int, desc: str = "timing") -> list[Timing]:
     """Timing of each (runner, its batches of the timed sentences, its batch-1 inputs or None):
-    `rounds` passes each, the runners taking turns in every round so drift hits them alike."""
+    `rounds` passes each, the runners taking turns in every round so drift hits them alike, and a
+    different one going first in each round (the first pass after another runner can run cold)."""
     seconds = [[] for _ in runs]
     batch_seconds = [[] for _ in runs]
     with progress_bar(desc, rounds * len(runs), "pass") as bar:
-        for _ in range(rounds):
-            for i, (runner, batches, _) in enumerate(runs):
+        for round_ in range(rounds):
+            for step in range(len(runs)):
+                i = (round_ + step) % len(runs)
+                runner, batches, _ = runs[i]
                 start = time.perf_counter()
                 _, per_batch = runner.run_all(batches.inputs)
                 seconds[i].append(time.perf_counter() - start)
@@ -144,6 +149,7 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
         "build_seconds": runner.build_seconds, "cache_hit": runner.cache_hit,
         "throughput": _spread(timing.throughputs()),
         "round_seconds": timing.round_seconds,
+        "unsteady": max(timing.round_seconds) > UNSTEADY_SPREAD * min(timing.round_seconds),
         "latency_ms": {f"p{q}": float(np.percentile(timing.batch_ms, q)) for q in (50, 90, 99)},
         "batch1_latency_ms": None if timing.batch1_ms is None else
         {f"p{q}": float(np.percentile(timing.batch1_ms, q)) for q in (50, 90, 99)},

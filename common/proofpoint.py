@@ -149,7 +149,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
             run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
     notes = []
-    if not spec.quantize and runs[1]["speedup"]["median"] < 1.0:
+    if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
     versions = {}
     for name in dict.fromkeys(c.backend for c in candidates):

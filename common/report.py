@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .cpu import cpu_info, cpu_summary, thread_budget
@@ -18,10 +19,18 @@ def environment(extra_versions: dict[str, str]) -> dict:
     import torch
 
     info = cpu_info()
+    versions = {package: _version(package) for package in ("numpy", "datasets", "tokenizers")}
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpu": info["model"], "cpu_flags": info["flags"], "cpu_count": os.cpu_count(),
             "threads": thread_budget(), "torch_threads": torch.get_num_threads(),
-            "versions": extra_versions}
+            "versions": {**versions, **extra_versions}}
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _build_cell(run: dict) -> str:
@@ -84,6 +93,13 @@ def format_notes(document: dict) -> str:
                 f"{facts['groqflow_end_to_end_latency_ms']:.3f} ms "
                 f"({facts['groqflow_end_to_end_ips']:.0f} IPS), benchmark(), 100 runs measured on "
                 "the card; sent/s: run_abunch passes timed on this host, process start included")
+    for run in document["runs"]:
+        if run.get("unsteady"):
+            fastest, slowest = min(run["round_seconds"]), max(run["round_seconds"])
+            lines.append(f"{run['name']}: its slowest round took {slowest / fastest:.1f}× its "
+                         f"fastest: the machine was busy and the speed figures are unreliable; "
+                         f"--repeats {max(9, 3 * timing['rounds'])} "
+                         "narrows the median")
     return "\n".join(lines + document.get("notes", []) + [cpu_summary()])
 
 

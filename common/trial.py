@@ -26,7 +26,7 @@ AGREEMENT = {"float": 0.995, "int8": 0.95}  # INT8's gate catches a broken build
 # the quantize proof point's own question, answered on every sentence
 TRIAL_REFERENCE_SECONDS = 0.5  # the reference's time over the trial batches, at most (but 1 batch)
 TRIAL_BATCHES = 4
-TRIAL_ROUNDS = 3
+TRIAL_ROUNDS = 2  # 3 cost 10.3% of a first BERT-base-shaped run here (bench/trial_cost.py)
 SAME_SPEED = 0.03  # medians this close are within a short trial's noise: agreement decides
 CHOICE_ENTRY = "choice"
 

@@ -76,6 +76,22 @@ def test_the_script_runs_from_the_command_line(tiny_checkpoint, data_file, cache
     assert "GroqFlow not usable" in proc.stderr
 
 
+def test_every_runner_gets_the_cpus_this_process_may_use(tiny_checkpoint, data_file, tmp_path):
+    """Under an affinity mask of one CPU (as `taskset -c 0`), one thread, not os.cpu_count()."""
+    out = tmp_path / "out.json"
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "bert_tiny.py", "--model", str(tiny_checkpoint),
+                           "--dataset", str(data_file), "--cache-dir", str(tmp_path / "c"),
+                           "--json", str(out), "--backend", "onnxruntime", "--repeats", "1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+    assert proc.returncode == 0, proc.stderr
+    environment = json.loads(out.read_text())["environment"]
+    assert environment["threads"]["affinity_cpus"] == 1 and environment["threads"]["threads"] == 1
+    assert environment["torch_threads"] == 1
+    assert "1 of " in proc.stdout.splitlines()[-1]  # the CPU line under the table
+
+
 def test_without_the_hub_bert_tiny_runs_on_the_bundled_checkpoint_and_sst2(tmp_path, capsys):
     out = tmp_path / "out.json"
     assert main(bert_tiny.SPEC, ["--cache-dir", str(tmp_path / "c"), "--json", str(out)]) == 0

@@ -34,6 +34,42 @@ def test_run_metrics_on_known_logits():
     assert entry["throughput"] == {"median": 4.0, "min": 4.0, "max": 8.0}  # 4 sentences per round
     assert entry["latency_ms"]["p50"] == pytest.approx(2.5)
     assert entry["batch1_latency_ms"]["p50"] == pytest.approx(1.0)
+    assert entry["unsteady"] is True and ref_entry["unsteady"] is True  # 1.0 vs 0.5; 4.0 vs 2.0
+
+
+def test_a_busy_machine_is_said_under_the_table():
+    from common.report import format_notes
+
+    labels = np.array([1, 0])
+    evaluation = Evaluation(_runner("steady"), np.array([[0, 1], [1, 0]], np.float32), 1.0)
+    steady = run_metrics(evaluation, _timing([1.0, 1.4, 1.2], 2), labels, "reference")
+    busy = run_metrics(Evaluation(_runner("busy"), evaluation.logits, 1.0),
+                       _timing([1.0, 1.6, 1.2], 2), labels, "built")
+    assert steady["unsteady"] is False and busy["unsteady"] is True
+    timing = {"rounds": 3, "sentences": 2, "of": 2, "selection": "all", "batch1_sentences": 2,
+              "batch1_input_length": 128}
+    notes = format_notes({"timing": timing, "runs": [steady, busy]}).splitlines()
+    assert [line for line in notes if "busy" in line] == [
+        "busy: its slowest round took 1.6× its fastest: the machine was busy and the speed figures "
+        "are unreliable; --repeats 9 narrows the median"]
+
+
+def test_rounds_alternate_which_runner_goes_first():
+    from common.batching import make_batches
+    from common.evaluate import measure
+
+    calls = []
+
+    def runner(name):
+        return Runner(name=name, backend="test", device="cpu", precision="fp32",
+                      predict=lambda batch: calls.append(name) or np.zeros((1, 2), np.float32))
+
+    ids = [np.array([101, 5, 102])]
+    batches = make_batches(Encoded(ids=ids, type_ids=[np.zeros(3, np.int64)], max_length=8,
+                                   pad_id=0), 1)
+    timings = measure([(runner("a"), batches, None), (runner("b"), batches, None)], 1, 4)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [len(t.round_seconds) for t in timings] == [4, 4]
 
 
 def test_rounds_time_a_length_spread_subset_only_when_a_pass_is_slow():
