@@ -1,8 +1,8 @@
 """`auto`, decided by measurement on this host: which build is fast is what it does here, not what
 the CPU or a library lists (a Xeon whose AMX a VM hides lists bf16 and runs it at half fp32's rate).
 
-Every candidate build is timed on a few of the run's own batches, spread over their lengths, in
-interleaved rounds (so drift hits them alike), and checked against the reference's answers on the
+Every candidate build is timed on a few of the run's own batches, spread over their lengths and each
+cut in as many pieces as a backend keeps in flight, in interleaved rounds (so drift hits them alike), and checked against the reference's answers on the
 same sentences; the fastest that agrees is chosen. The decision is cached for this host, weights,
 library versions and candidate set, so a second run does not trial again.
 """
@@ -80,8 +80,16 @@ def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
                reference: Evaluation, kind: str) -> dict:
     """Agreement and interleaved timing of every built candidate on the trial batches."""
     chosen_batches = trial_batches(batches, reference)
-    trial = Batches(inputs=[batches.inputs[i] for i in chosen_batches],
-                    rows=[batches.rows[i] for i in chosen_batches], count=batches.count)
+    # a backend that keeps batches in flight (OpenVINO's throughput streams, one core each) is
+    # measured with as many batches as it keeps in flight: one whole batch would leave cores idle
+    pieces = max(2, *(runners[c].facts.get("infer_requests", 1) for c in candidates))
+    inputs, rows = [], []
+    for i in chosen_batches:
+        for part in np.array_split(np.arange(len(batches.rows[i])), pieces):
+            if len(part):
+                inputs.append({name: array[part] for name, array in batches.inputs[i].items()})
+                rows.append(batches.rows[i][part])
+    trial = Batches(inputs=inputs, rows=rows, count=batches.count)
     sentences = sum(len(rows) for rows in trial.rows)
     expected = [reference.logits[rows] for rows in trial.rows]
     entries = []
@@ -114,7 +122,8 @@ def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
     return {"trial": True, "candidates": entries, "chosen": chosen["candidate"],
             "runner_up": others[0]["candidate"] if others else None, "why": why,
             "agreement_threshold": threshold, "trial_sentences": sentences,
-            "trial_batches": len(chosen_batches), "rounds": TRIAL_ROUNDS,
+            "trial_batches": len(chosen_batches), "pieces_per_batch": pieces,
+            "rounds": TRIAL_ROUNDS,
             "reference_sent_per_s": sentences / reference_seconds,
             "reference_speed_from": "the reference's accuracy pass over the same batches"}
 

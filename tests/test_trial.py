@@ -87,6 +87,7 @@ def test_the_faster_build_is_chosen_not_the_one_listed_first(reference, batches,
     assert choice.record["cached"] is False and choice.record["trial"] is True
     assert choice.record["trial_batches"] == trial.TRIAL_BATCHES  # 0.1 s a batch: 4 fit in 0.5 s
     assert choice.record["trial_sentences"] == 4 * trial.TRIAL_BATCHES
+    assert choice.record["pieces_per_batch"] == 2  # two batches in flight at least
     assert choice.banner().startswith("backend: standin fp32, ")
     assert "runner-up standin bf16" in choice.banner()
 
