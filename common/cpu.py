@@ -41,9 +41,10 @@ def _cgroup_quota() -> float | None:
             period = (root / "cpu.cfs_period_us").read_text().strip()
         except OSError:
             return None
-    if quota in ("max", "-1"):
+    try:
+        return None if quota in ("max", "-1") else int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
         return None
-    return int(quota) / int(period)
 
 
 @lru_cache(maxsize=None)

@@ -7,7 +7,7 @@ import shlex
 import sys
 from typing import Sequence
 
-from .backends import backend_module, candidates_for
+from .backends import backend_module, candidates_for, versions_of
 from .backends.base import BuildOptions, Candidate, Runner
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
@@ -151,16 +151,13 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     notes = []
     if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
-    versions = {}
-    for name in dict.fromkeys(c.backend for c in candidates):
-        versions.update(backend_module(name).library_versions())
     document = {**provenance, "model": args.model, "dataset": args.dataset, "split": args.split,
                 "samples": len(examples.sentences), "seed": args.seed,
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "sources": {what: source.record() for what, source in sources.items()},
                 "inputs": {"weights_sha256": checkpoint.digest, "dataset": examples.identity},
                 "choice": choice.record, "timing": timed, "notes": notes,
-                "environment": environment(versions), "runs": runs}
+                "environment": environment(versions_of(candidates)), "runs": runs}
     if calibration is not None:
         document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
                                    "requested": calibration.requested,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
@@ -19,6 +20,17 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def package_versions(*packages: str) -> dict[str, str]:
+    """Each installed package's version, or "not installed"."""
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def started(command: list[str]) -> dict:

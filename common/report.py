@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .cpu import cpu_info, cpu_summary, thread_budget
 from .files import write_results_file
+from .provenance import package_versions
 
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
            "model MB", "sent/s (min–max)", "× reference (min–max)", "batch-1 ms")
@@ -19,18 +19,10 @@ def environment(extra_versions: dict[str, str]) -> dict:
     import torch
 
     info = cpu_info()
-    versions = {package: _version(package) for package in ("numpy", "datasets", "tokenizers")}
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpu": info["model"], "cpu_flags": info["flags"], "cpu_count": os.cpu_count(),
             "threads": thread_budget(), "torch_threads": torch.get_num_threads(),
-            "versions": {**versions, **extra_versions}}
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
+            "versions": {**package_versions("numpy", "datasets", "tokenizers"), **extra_versions}}
 
 
 def _build_cell(run: dict) -> str:

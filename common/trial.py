@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .backends import backend_module
+from .backends import versions_of
 from .backends.base import Candidate, Runner
 from .batching import Batches
 from .cache import BuildCache, cache_key
@@ -41,14 +41,15 @@ class Choice:
     def banner(self) -> str:
         """One line: what was chosen, and on what evidence."""
         rec = self.record
+        ran = f"{self.runner.backend} {self.runner.precision}"  # read back, not the request
         if not rec["trial"]:
-            return f"backend: {self.candidate} ({rec['why']})"
+            return f"backend: {ran} ({rec['why']})"
         speeds = {c["candidate"]: c["sent_per_s"] for c in rec["candidates"]}
         runner_up = rec["runner_up"]
         against = (f"; runner-up {runner_up} {speeds[runner_up]:.0f} sent/s" if runner_up else "")
         how = ("cached trial" if rec["cached"] else f"trial of {rec['trial_seconds']:.1f} s") + \
             f" on {rec['trial_sentences']} sentences"
-        return (f"backend: {self.candidate}, {speeds[rec['chosen']]:.0f} sent/s{against} "
+        return (f"backend: {ran}, {speeds[rec['chosen']]:.0f} sent/s{against} "
                 f"({how}; {rec['why']})")
 
 
@@ -97,8 +98,8 @@ def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
         outputs, _ = runners[candidate].run_all(trial.inputs)
         agreement, gap = _agreement(outputs, expected)
         entries.append({"candidate": str(candidate), "backend": candidate.backend,
-                        "precision": candidate.label, "agreement": agreement,
-                        "max_abs_logit_diff": gap})
+                        "precision": candidate.label, "ran": runners[candidate].name,
+                        "agreement": agreement, "max_abs_logit_diff": gap})
     timings = measure([(runners[c], trial, None) for c in candidates], sentences, TRIAL_ROUNDS,
                       desc="trial")
     for entry, timing in zip(entries, timings):
@@ -141,10 +142,8 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
                                             "precision": candidate.label}],
             "chosen": str(candidate), "why": why_single, "cached": False, "trial_seconds": 0.0})
     kind = "int8" if candidates[0].precision == "int8" else "float"
-    versions = {}
-    for name in dict.fromkeys(c.backend for c in candidates):
-        versions.update(backend_module(name).library_versions())
-    key_parts = {"host": host(), "candidates": [str(c) for c in candidates], "versions": versions,
+    key_parts = {"host": host(), "candidates": [str(c) for c in candidates],
+                 "versions": versions_of(candidates),
                  "kind": kind, **context}
     runners: dict = {}
 

@@ -63,12 +63,7 @@ class StandIns:
 
 @pytest.fixture(autouse=True)
 def standin_backend(monkeypatch):
-    class Module:
-        @staticmethod
-        def library_versions():
-            return {"standin": "1.0"}
-
-    monkeypatch.setattr(trial, "backend_module", lambda name: Module)
+    monkeypatch.setattr(trial, "versions_of", lambda candidates: {"standin": "1.0"})
 
 
 def choose(stand_ins, reference, batches, cache, context=None):
@@ -90,6 +85,25 @@ def test_the_faster_build_is_chosen_not_the_one_listed_first(reference, batches,
     assert choice.record["pieces_per_batch"] == 2  # two batches in flight at least
     assert choice.banner().startswith("backend: standin fp32, ")
     assert "runner-up standin bf16" in choice.banner()
+    assert {c["precision"]: c["ran"] for c in choice.record["candidates"]} == {
+        "bf16": "standin-bf16", "fp32": "standin-fp32"}
+
+
+def test_the_banner_says_what_ran_not_what_was_asked(reference, batches, tmp_path):
+    """A runtime that quietly compiles bf16 as fp32 (a CPU without it) is reported as fp32."""
+    stand_ins = StandIns(bf16=(0.1, False), fp32=(2.0, False))
+    build = stand_ins.build
+
+    def compiled_as_fp32(candidate):
+        runner = build(candidate)
+        runner.precision, runner.name = "fp32", "standin-fp32"
+        return runner
+
+    choice = trial.choose(stand_ins.candidates(), compiled_as_fp32, reference, batches,
+                          BuildCache(tmp_path), {"weights": "w"})
+    assert str(choice.candidate) == "standin bf16"  # what was tried
+    assert choice.banner().startswith("backend: standin fp32, ")  # what ran
+    assert choice.record["candidates"][0]["ran"] == "standin-fp32"
 
 
 def test_a_fast_build_that_disagrees_is_not_chosen(reference, batches, tmp_path):

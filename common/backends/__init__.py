@@ -19,6 +19,14 @@ def backend_module(name: str) -> Backend:
     return importlib.import_module(f".{name}", __name__)
 
 
+def versions_of(candidates) -> dict[str, str]:
+    """The library versions of every backend among `candidates`: what their builds depend on."""
+    versions: dict[str, str] = {}
+    for name in dict.fromkeys(c.backend for c in candidates):
+        versions.update(backend_module(name).library_versions())
+    return versions
+
+
 def _usable(name: str) -> Backend:
     module = backend_module(name)
     ok, why = module.available()

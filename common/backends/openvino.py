@@ -13,7 +13,6 @@ import importlib
 import io
 import time
 import warnings
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -26,6 +25,7 @@ from ..cpu import usable_cpus
 from ..errors import UserError
 from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
+from ..provenance import package_versions
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
 
 NAME = "openvino"
@@ -78,13 +78,7 @@ def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for package in ("torch", "transformers", "onnx", "openvino", "nncf"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+    return package_versions("torch", "transformers", "onnx", "openvino", "nncf")
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
