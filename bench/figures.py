@@ -31,6 +31,8 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "base-fp32.json": ["bert_base.py", *MINILM, "--precision", "fp32"],
     "quantize.json": ["bert_quantize.py", *MINILM, *TRAIN],
     "quantize-ort.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "onnxruntime"],
+    "quantize-int8-fp32.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "openvino",
+                                "--precision", "int8+fp32"],
     "benchmark.json": ["bench/benchmark.py"],
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
     "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],

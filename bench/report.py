@@ -23,7 +23,8 @@ from common.files import write_atomic  # noqa: E402
 from common.report import spread_cell  # noqa: E402
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
-PROOF_POINTS = ("tiny.json", "base.json", "base-fp32.json", "quantize.json", "quantize-ort.json")
+PROOF_POINTS = ("tiny.json", "base.json", "base-fp32.json", "quantize.json", "quantize-ort.json",
+                "quantize-int8-fp32.json")
 
 
 def _load(folder: Path, name: str) -> dict | None:
