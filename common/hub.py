@@ -12,8 +12,11 @@ PROBE_TIMEOUT_S = 5.0
 
 
 def hub_offline_mode() -> bool:
-    """True when the user asked the Hugging Face libraries to use their local cache only."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when the user asked the Hugging Face libraries to use their local cache only, as
+    huggingface_hub itself read it (at import: the loaders go by that, not by today's variable)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def in_local_cache(repo_id: str, repo_type: str) -> bool:

@@ -1,12 +1,26 @@
 """Fixtures: a tiny random BERT classifier with a real tokenizer, and small SST-2-like data files."""
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Hermetic: a user's Hugging Face settings (offline mode, endpoint, caches) must not change what the
+# tests see. Set before any Hugging Face library is imported, since they read them at import. No
+# test may touch the real hub: it is a closed local port.
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_CACHE",
+              "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE", "HF_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="bert-proof-points-hf-home-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -118,13 +132,6 @@ def train_file(tmp_path_factory) -> Path:
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
-
-
-@pytest.fixture(autouse=True)
-def unreachable_hub(monkeypatch):
-    """No test may touch the real hub: point it at a closed local port."""
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
 # The GroqFlow stack (requirements-groq.txt) has no OpenVINO: its tests are skipped there.
