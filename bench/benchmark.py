@@ -58,7 +58,7 @@ def sentences(max_length: int, seed: int) -> tuple[Encoded, Encoded, str]:
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         evaluation = tokenize(tokenizer, load_examples(str(validation)).sentences, max_length)
-        rows = load_examples(str(train), split="train").sentences
+        rows = load_examples(str(train)).sentences
         picked = draw_indices(len(rows), 200, seed)
         return evaluation, tokenize(tokenizer, [rows[i] for i in picked], max_length), "SST-2 validation"
     rng = np.random.default_rng(seed)
@@ -152,11 +152,11 @@ def build_runners(shape: str, checkpoint: Checkpoint, batches, calibration: Enco
     exported = folder / f"{shape}-exported.onnx"
     export_onnx(checkpoint.model, batches.inputs[0], exported)
     if "ort-fp32" in only:
-        runners["ort-fp32"] = _plain("ort-fp32", ort_backend.make_session(exported, optimize=False))
+        runners["ort-fp32"] = _plain("ort-fp32", ort_backend.make_session(exported, optimize=False)[0])
     if "ort-fp32-fused" in only:
         fused = folder / f"{shape}-fused.onnx"
         ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
-        runners["ort-fp32-fused"] = _plain("ort-fp32-fused", ort_backend.make_session(fused))
+        runners["ort-fp32-fused"] = _plain("ort-fp32-fused", ort_backend.make_session(fused)[0])
     cache = BuildCache(folder / "cache")
     calib = Calibration(source="benchmark", seed=0, indices=np.arange(len(calibration)),
                         encoded=calibration, requested=len(calibration))

@@ -85,7 +85,7 @@ def main() -> int:
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
-    calibration = draw_calibration(args.calibration_dataset, "train", args.seed,
+    calibration = draw_calibration(args.calibration_dataset, None, args.seed,
                                    args.calibration_samples, checkpoint.tokenizer, 128,
                                    examples.sentences)
     variants = VARIANTS[args.backend]

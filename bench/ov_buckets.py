@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
-    calibration = draw_calibration(args.calibration_dataset, "train", 0, 1000, checkpoint.tokenizer,
+    calibration = draw_calibration(args.calibration_dataset, None, 0, 1000, checkpoint.tokenizer,
                                    128, examples.sentences)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,7 @@ from typing import NoReturn
 from .backends import CHOICES
 from .backends.base import FLOAT_PRECISIONS, QUANTIZATIONS
 from .cache import REBUILD_POLICIES, default_cache_dir
+from .flags import DEFAULT_SEED
 from .sst2 import DEFAULT_DATASET
 
 DEFAULT_BATCH_SIZE = 32
@@ -42,8 +43,11 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                    help=f"hub id or local checkpoint folder (default: {default_model})")
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help="hub dataset id or local .tsv/.csv/.parquet/.jsonl file with sentence and "
-                        f"label columns (default: {DEFAULT_DATASET})")
-    p.add_argument("--split", default="validation", help="split of a hub dataset (default: validation)")
+                        "label columns (0/1, or sentiment in [0, 1], positive above 0.5); sst: the "
+                        f"original proof points' stanfordnlp/sst test split (default: {DEFAULT_DATASET})")
+    p.add_argument("--split", help="split of a hub dataset (default: validation; test for sst); "
+                                   "for a local file, the value of its 'split' column to keep "
+                                   "(default: the whole file)")
     p.add_argument("--limit", type=int_in(1, 10_000_000), help="evaluate only the first N sentences")
     p.add_argument("--backend", choices=CHOICES, default="auto",
                    help="auto: GroqFlow where GroqWare and a GroqChip are here; else the fastest "
@@ -51,8 +55,9 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                         "measured on this host")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where the built model runs; cuda: ONNX Runtime, fp16 (needs onnxruntime-gpu)")
-    p.add_argument("--num-chips", type=int_in(1, 64), default=num_chips,
-                   help=f"GroqCards to build for (default: {num_chips})")
+    p.add_argument("--num-chips", type=int_in(1, 64),
+                   help=f"GroqFlow: GroqChip processors to build for, 1, 2, 4, 8, 16, 32 or 64 "
+                        f"(default: {num_chips})")
     p.add_argument("--compiler-flags", metavar="'FLAGS'",
                    help="GroqFlow: the Groq compiler's flags, replacing the defaults (INT8: "
                         "--large-program, as the original proof points); e.g. "
@@ -71,8 +76,6 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
     p.add_argument("--repeats", type=int_in(1, 100), default=3,
                    help="timing rounds: the runners take turns, each round timing the same "
                         "sentences; median and range are reported (default: 3)")
-    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
-                   help="random seed (calibration sampling); printed and saved (default: 0)")
     if not quantize:
         p.add_argument("--precision", choices=("auto",) + FLOAT_PRECISIONS, default="auto",
                        help="the built model's precision; auto: every precision the backends "
@@ -88,6 +91,9 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
         p.add_argument("--calibration-samples", type=int_in(1, 100_000),
                        default=DEFAULT_CALIBRATION_SAMPLES,
                        help=f"training sentences drawn for calibration (default: {DEFAULT_CALIBRATION_SAMPLES})")
+        p.add_argument("--seed", type=int_in(0, 2**32 - 1),
+                       help="seed of the calibration draw; printed and saved "
+                            f"(default: {DEFAULT_SEED})")
         p.add_argument("--calibration-dataset", metavar="ID|FILE",
                        help="where to draw calibration sentences (default: the 'train' split of "
                             "--dataset's hub dataset; a local file offline)")

@@ -27,7 +27,7 @@ class Evaluation:
     runner: Runner
     logits: np.ndarray  # [samples, 2], dataset order
     seconds: float  # the accuracy pass, for choosing how much to time
-    batch_seconds: tuple = ()  # each batch's seconds in that pass
+    batch_seconds: tuple = ()  # each batch's seconds in that pass, where measured
 
     @property
     def predictions(self) -> np.ndarray:
@@ -46,26 +46,29 @@ def evaluate(runner: Runner, batches: Batches) -> Evaluation:
         if out.shape != (len(batch["input_ids"]), 2):
             raise RuntimeError(f"{runner.name} returned logits of shape {out.shape}")
     return Evaluation(runner, batches.scatter(outputs).astype(np.float32), seconds,
-                      tuple(batch_seconds))
+                      tuple(batch_seconds or ()))
 
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per round over the same sentences, per-batch latencies, batch-1 latencies."""
+    """Seconds per round over the same sentences; per-batch and batch-1 latencies where measured."""
     round_seconds: list
     sentences: int
-    batch_ms: np.ndarray
+    batch_ms: Optional[np.ndarray]
     batch1_ms: Optional[np.ndarray]
 
     def throughputs(self) -> list:
         return [self.sentences / s for s in self.round_seconds]
 
 
-def timed_rows(lengths: Sequence[int], seconds_per_sentence: float) -> np.ndarray:
-    """Which sentences the rounds time: all, or as many as TIMING_BUDGET_S of reference time
-    allows, spread evenly over the length distribution. Dataset row numbers, ascending."""
+def timed_rows(lengths: Sequence[int], seconds_per_sentence: float, every: bool = False
+               ) -> np.ndarray:
+    """Which sentences the rounds time: all (`every`, or when they fit), or as many as
+    TIMING_BUDGET_S of reference time allows, spread evenly over the length distribution.
+    Dataset row numbers, ascending."""
     count = len(lengths)
-    keep = min(count, max(1, int(TIMING_BUDGET_S / max(seconds_per_sentence, 1e-9))))
+    keep = count if every else \
+        min(count, max(1, int(TIMING_BUDGET_S / max(seconds_per_sentence, 1e-9))))
     if keep == count:
         return np.arange(count)
     by_length = np.argsort(np.asarray(lengths), kind="stable")
@@ -96,7 +99,7 @@ def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences
     `rounds` passes each, the runners taking turns in every round so drift hits them alike, and a
     different one going first in each round (the first pass after another runner can run cold)."""
     seconds = [[] for _ in runs]
-    batch_seconds = [[] for _ in runs]
+    batch_seconds: list = [[] for _ in runs]
     with progress_bar(desc, rounds * len(runs), "pass") as bar:
         for round_ in range(rounds):
             for step in range(len(runs)):
@@ -105,10 +108,14 @@ def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences
                 start = time.perf_counter()
                 _, per_batch = runner.run_all(batches.inputs)
                 seconds[i].append(time.perf_counter() - start)
-                batch_seconds[i].extend(per_batch)
+                if per_batch is None:
+                    batch_seconds[i] = None
+                else:
+                    batch_seconds[i].extend(per_batch)
                 bar.update()
     return [Timing(round_seconds=seconds[i], sentences=sentences,
-                   batch_ms=np.asarray(batch_seconds[i]) * 1000.0,
+                   batch_ms=None if batch_seconds[i] is None
+                   else np.asarray(batch_seconds[i]) * 1000.0,
                    batch1_ms=None if single is None else batch1_latencies(runner, single))
             for i, (runner, _, single) in enumerate(runs)]
 
@@ -116,9 +123,11 @@ def measure(runs: Sequence[tuple[Runner, Batches, Optional[Batches]]], sentences
 def time_both(reference: Evaluation, built: Evaluation, encoded: Encoded, batch_size: int,
               rounds: int, static_shape: bool) -> tuple[list, dict]:
     """Both runners in alternation over the same sentences (all, or an evenly spread subset that
-    keeps a large model's rounds short), and their batch-1 latency at the built model's input
-    length on a fixed few sentences. Returns their Timings and what was timed."""
-    rows = timed_rows([len(ids) for ids in encoded.ids], reference.seconds / len(encoded))
+    keeps a large model's rounds short; all for a runner timed in whole passes, as GroqFlow's
+    run_abunch is), and their batch-1 latency at the built model's input length on a fixed few
+    sentences. Returns their Timings and what was timed."""
+    rows = timed_rows([len(ids) for ids in encoded.ids], reference.seconds / len(encoded),
+                      every=not built.runner.single_calls)
     timed = subset(encoded, rows)
     spread = np.linspace(0, len(rows) - 1, min(BATCH1_SENTENCES, len(rows))).round().astype(int)
     single = make_batches(subset(encoded, rows[spread]), 1, static_shape=static_shape)
@@ -136,11 +145,19 @@ def _spread(values: list) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def _percentiles(milliseconds: Optional[np.ndarray]) -> Optional[dict]:
+    if milliseconds is None:
+        return None
+    return {f"p{q}": float(np.percentile(milliseconds, q)) for q in (50, 90, 99)}
+
+
 def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role: str,
                 reference: Optional[Evaluation] = None,
                 reference_timing: Optional[Timing] = None) -> dict:
     """One entry of the results' `runs` list."""
     runner = evaluation.runner
+    batch = _percentiles(timing.batch_ms)
+    in_flight = batch is not None and runner.in_flight > 1
     entry = {
         "name": runner.name, "role": role, "backend": runner.backend, "device": runner.device,
         "precision": runner.precision,
@@ -150,9 +167,11 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
         "throughput": _spread(timing.throughputs()),
         "round_seconds": timing.round_seconds,
         "unsteady": max(timing.round_seconds) > UNSTEADY_SPREAD * min(timing.round_seconds),
-        "latency_ms": {f"p{q}": float(np.percentile(timing.batch_ms, q)) for q in (50, 90, 99)},
-        "batch1_latency_ms": None if timing.batch1_ms is None else
-        {f"p{q}": float(np.percentile(timing.batch1_ms, q)) for q in (50, 90, 99)},
+        # three latencies, each only where it was measured: a batch run alone; a batch run with
+        # others in flight (launch to result); one sentence per call
+        "serial_batch_latency_ms": None if in_flight else batch,
+        "in_flight_batch_latency_ms": {**batch, "in_flight": runner.in_flight} if in_flight else None,
+        "batch1_latency_ms": _percentiles(timing.batch1_ms),
     }
     if reference is not None:
         entry["agreement"] = float((evaluation.predictions == reference.predictions).mean())
@@ -164,4 +183,6 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
         entry["files"] = runner.files
     if runner.facts:
         entry["build_facts"] = runner.facts
+    if runner.runtime:
+        entry["runtime"] = runner.runtime
     return entry

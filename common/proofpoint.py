@@ -18,6 +18,7 @@ from .cli import build_parser
 from .errors import UserError
 from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
+from .flags import check_flags, seed
 from .launch import INTERRUPTED, ProofPoint
 from .mismatches import write_mismatches
 from .provenance import started
@@ -46,12 +47,13 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def build_options(candidate: Candidate, args: argparse.Namespace) -> BuildOptions:
+def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoint) -> BuildOptions:
     """The candidate's precision with the user's other choices."""
     flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
                         quantization=getattr(args, "quantization", "static"), device=args.device,
-                        num_chips=args.num_chips, compiler_flags=flags, max_length=args.max_length)
+                        num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
+                        max_length=args.max_length)
 
 
 def forced_by(args: argparse.Namespace) -> str:
@@ -101,22 +103,25 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     candidates, backends_note = candidates_for(args.backend, args.device, quantization,
                                                getattr(args, "precision", "auto"))
     calibrate = spec.quantize and args.quantization == "static"
+    flag_notes = check_flags(args, candidates, calibrate)
     sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)
     limit = checkpoint.model.config.max_position_embeddings
     if args.max_length > limit:
         raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
-    examples = load_examples(sources["dataset"].location, args.split, args.limit)
+    examples = load_examples(sources["dataset"].location, sources["dataset"].table_split,
+                             args.limit)
     calibration = None
     if calibrate:
         source = sources["calibration"]
-        calibration = draw_calibration(source.location, source.split, args.seed,
+        calibration = draw_calibration(source.location, source.table_split, seed(args),
                                        args.calibration_samples, checkpoint.tokenizer,
                                        args.max_length, examples.sentences)
     if args.rebuild != "never":
         cache.ensure_writable()
     print(f"{spec.name}: {sources['model'].location} on {sources['dataset'].location} "
-          f"({len(examples.sentences)} sentences), seed {args.seed}; builds: "
+          f"({len(examples.sentences)} sentences)"
+          + (f", calibration seed {seed(args)}" if calibrate else "") + "; builds: "
           f"{', '.join(map(str, candidates))}" + (f" ({backends_note})" if backends_note else ""),
           file=sys.stderr)
 
@@ -130,7 +135,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
 
     def build(candidate: Candidate) -> Runner:
         return backend_module(candidate.backend).build(
-            checkpoint, batches_for(candidate).inputs[0], options=build_options(candidate, args),
+            checkpoint, batches_for(candidate).inputs[0],
+            options=build_options(candidate, args, spec),
             cache=cache, calibration=calibration)
 
     reference = evaluate(reference_runner(checkpoint.model), batches)
@@ -148,11 +154,13 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                                static_shape)
     runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
             run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
-    notes = []
+    notes = ([f"labels: {examples.labels_rule}"] if examples.labels_rule else []) + flag_notes
     if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
-    document = {**provenance, "model": args.model, "dataset": args.dataset, "split": args.split,
-                "samples": len(examples.sentences), "seed": args.seed,
+    document = {**provenance, "model": args.model, "dataset": args.dataset,
+                "split": sources["dataset"].split, "samples": len(examples.sentences),
+                "labels": examples.labels_rule or "0/1 as in the file",
+                "seed": seed(args) if calibrate else None,
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "sources": {what: source.record() for what, source in sources.items()},
                 "inputs": {"weights_sha256": checkpoint.digest, "dataset": examples.identity},

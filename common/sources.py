@@ -12,7 +12,7 @@ from typing import Optional
 
 from .errors import UserError
 from .hub import hub_problem
-from .sst2 import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format
+from .sst2 import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format, default_split, hub_id
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SST2 = {"validation": ROOT / "data" / "sst2" / "validation.tsv",
@@ -25,8 +25,13 @@ class Source:
     """What the user asked for and what is loaded for it."""
     requested: str
     location: str  # a hub id or a path: what the loader is given
-    split: str
+    split: Optional[str]  # a hub split; a local file's split column value; None: the whole file
     copy: str  # local | hub | bundled
+
+    @property
+    def table_split(self) -> Optional[str]:
+        """What the loader is given as the split: a bundled file is the split itself."""
+        return None if self.copy == "bundled" else self.split
 
     def record(self) -> dict:
         return {"requested": self.requested, "loaded": self.location, "split": self.split,
@@ -38,7 +43,7 @@ class Wanted:
     """One thing to load, how to say it, and the bundled copy to use if the hub cannot serve it."""
     what: str  # "model", "dataset", "calibration dataset"
     name: str
-    split: str
+    split: Optional[str]
     repo_type: str  # model | dataset
     hint: str  # the flag that takes a local copy
     fallback: Optional[Path] = None
@@ -100,7 +105,12 @@ def model_wanted(name: str, default: str, bundled: Optional[Path]) -> Wanted:
                   fallback, note)
 
 
-def data_wanted(what: str, name: str, split: str, flag: str) -> Wanted:
+def data_wanted(what: str, name: str, split: Optional[str], flag: str,
+                hub_split: Optional[str] = None) -> Wanted:
+    """`split`: the one the user named, else None: for a hub dataset `hub_split` (default: the
+    one it is evaluated on), for a local file the whole file. `sst` means stanfordnlp/sst."""
+    if not looks_local(name):
+        name, split = hub_id(name), split or hub_split or default_split(name)
     fallback, note = sst2_fallback(name, split)
     return Wanted(what, name, split, "dataset", LOCAL_DATA_HINT.format(flag=flag), fallback, note)
 
@@ -108,9 +118,10 @@ def data_wanted(what: str, name: str, split: str, flag: str) -> Wanted:
 def calibration_wanted(calibration_dataset: Optional[str], dataset: str) -> Wanted:
     """The explicit --calibration-dataset, else the 'train' split of the hub dataset evaluated."""
     if calibration_dataset:
-        return data_wanted("calibration dataset", calibration_dataset, "train",
-                           "--calibration-dataset")
+        return data_wanted("calibration dataset", calibration_dataset, None,
+                           "--calibration-dataset", hub_split="train")
     if looks_local(dataset):
         raise UserError("--dataset is a local file, so name the training data to calibrate on with "
                         "--calibration-dataset FILE (e.g. data/sst2/train.tsv.xz)")
-    return data_wanted("calibration dataset", dataset, "train", "--calibration-dataset")
+    return data_wanted("calibration dataset", dataset, None, "--calibration-dataset",
+                       hub_split="train")

@@ -83,7 +83,7 @@ def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
     chosen_batches = trial_batches(batches, reference)
     # a backend that keeps batches in flight (OpenVINO's throughput streams, one core each) is
     # measured with as many batches as it keeps in flight: one whole batch would leave cores idle
-    pieces = max(2, *(runners[c].facts.get("infer_requests", 1) for c in candidates))
+    pieces = max(2, *(runners[c].in_flight for c in candidates))
     inputs, rows = [], []
     for i in chosen_batches:
         for part in np.array_split(np.arange(len(batches.rows[i])), pieces):

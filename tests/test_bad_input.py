@@ -50,6 +50,8 @@ def _data(kind, tmp_path, data_file):
         path.write_text("sentence\tlabel\ngood film\t1\n\t0\n")
     elif kind == "label-2":
         write_data(path, [("good", 1), ("bad", 2)])
+    elif kind == "label-1.5":
+        write_data(path, [("good", 1), ("bad", 1.5)])
     elif kind == "label-word":
         write_data(path, [("good", "positive")])
     elif kind == "no-rows":
@@ -76,6 +78,12 @@ CASES = [
     ("wrong columns", "good", "wrong-columns", [], r"lacks the column\(s\) sentence \(it has: text, label\)"),
     ("empty sentence", "good", "empty-sentence", [], r"row 2: empty sentence"),
     ("label outside 0/1", "good", "label-2", [], r"row 2: label 2 is not 0 or 1"),
+    ("sentiment above 1", "good", "label-1.5", [],
+     r"row 2: label 1.5 is not 0 or 1 \(nor a sentiment in \[0, 1\]\)"),
+    ("--split of a file without a split column", "good", "good", ["--split", "test"],
+     r"--split test: '.*' is one table \(no 'split' column\)"),
+    ("--seed where nothing is drawn at random", "good", "good", ["--seed", "3"],
+     r"unrecognized arguments: --seed 3"),
     ("label not a number", "good", "label-word", [], r"row 1: label 'positive' is not 0 or 1"),
     ("no rows", "good", "no-rows", [], r"has no rows"),
     ("--limit 0", "good", "good", ["--limit", "0"], r"argument --limit: 0 is out of range"),

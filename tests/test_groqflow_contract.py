@@ -1,20 +1,33 @@
 """Contract tests of the GroqFlow backend against groqflow 4.3.1's API, with a stand-in module.
 
 groqflow cannot be installed here (it needs Python < 3.11, the GroqWare Suite and GroqCards), so a
-stand-in `groqflow` module is put on sys.modules. It behaves as groqflow 4.3.1 does where it
-matters (read from groqflow/groqmodel/groqmodel.py and onnxflow's build state): groqit() writes
-<cache>/<build>/<build>_state.yaml; GroqModel.run() and __call__ cost one process start each and
-run_abunch() one for the whole collection; inputs must have the compiled shapes and dtypes;
-estimate_performance().compute_latency and benchmark().latency are seconds. It answers with the
-PyTorch model's logits, except that it swaps the two logits of every sentence holding the word
-"terrible", so that the tests can see each answer land on its own row. Nothing here runs GroqFlow
-itself or touches a GroqCard.
+stand-in `groqflow` module is put on sys.modules. It behaves as groqflow 4.3.1 (with onnxflow from
+mlagility 3.3.1) does where it matters, as read in their source:
+- groqit() checks its arguments first (justgroqit/ignition.py): num_chips above 1 must be a count
+  of the default topology, some compiler flags are its own; a bad one raises ArgError, whose
+  message is printed on stderr ("Error: ...", ASCII art) and not kept (onnxflow's Error.__init__
+  calls Exception.__init__() bare);
+- it keeps <cache>/<build>/<build>_state.yaml (uid, build_status, num_chips_used,
+  quantization_samples as a bool); with rebuild "if_needed" or "never" a successful build is loaded
+  (its state file only read) and "found in cache. Loading it!" is printed on stdout; a build
+  rewrites the state file; its monitor and success lines print on stdout;
+- GroqModel.run() and __call__ cost one process start each and run_abunch() one for the whole
+  collection; inputs must have the compiled shapes and dtypes; estimate_performance()
+  .compute_latency and benchmark().latency are seconds; benchmark() prints an info line on stdout
+  and saves the measured latency in the state file.
+It answers with the PyTorch model's logits, except that it swaps the two logits of every sentence
+holding the word "terrible", so that the tests can see each answer land on its own row. Nothing
+here runs GroqFlow itself or touches a GroqCard.
 """
 import csv
+import hashlib
 import importlib.util
 import json
+import os
+import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,11 +43,40 @@ SWAPPED = [i for i, (sentence, _) in enumerate(SENTENCES) if "terrible" in sente
 TERRIBLE_ID = 5 + WORDS.index("terrible")  # the fixture vocabulary: 5 special tokens, then WORDS
 
 
+TOPOLOGY = {2: "DF_A14_2_CHIP", 4: "DF_A14_4_CHIP", 8: "DF_A14_8_CHIP", 16: "DF_A14_16_CHIP",
+            32: "DF_A14_32_CHIP", 64: "DF_A14_64_CHIP"}  # build.supported_topology, Dragonfly
+RESERVED_FLAGS = ("--multichip", "--groqview", "--save-stats", "-o")  # groqit sets these itself
+
+
+def log(kind: str, message: str, error: bool = False) -> None:
+    """onnxflow.common.printing.clean_print: coloured label, message lines indented after it."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    print(f"\n\033[91m{kind}\033[0m " + f"\n{' ' * (len(kind) + 1)}".join(lines),
+          file=sys.stderr if error else sys.stdout)
+
+
+class ArgError(Exception):
+    """onnxflow.common.exceptions.Error: prints its message, keeps none."""
+
+    def __init__(self, msg):
+        super().__init__()
+        log("Error:", msg, error=True)
+        print("\n▄██████████████▄▐█▄▄▄▄█▌\n", file=sys.stderr)
+
+
+def write_state(path: Path, **fields) -> None:
+    """onnxflow's State.save: the whole state as YAML, rewritten on every change."""
+    state = {"uid": hashlib.sha256(f"{os.getpid()}".encode()).hexdigest(),
+             "build_status": "successful_build", "config": None, **fields}
+    path.write_text("".join(f"{k}: {'' if v is None else v}\n" for k, v in state.items())
+                    + "info:\n  measured_latency: null\n")
+
+
 class StandInGroqModel:
     """Like groqflow's PytorchModelWrapper (a GroqModel): run, run_abunch, __call__, figures."""
 
-    def __init__(self, model, inputs, record):
-        self.model, self.record = model, record
+    def __init__(self, model, inputs, record, state_path):
+        self.model, self.record, self.state_path = model, record, state_path
         self.expected = {k: (tuple(v.shape), v.dtype) for k, v in inputs.items()}
 
     def _execute(self, collection):
@@ -71,6 +113,10 @@ class StandInGroqModel:
 
     def benchmark(self, inputs=None, repetitions=100):
         self.record["process_starts"] += 1
+        log("Info:", "Running inference on GroqChip processor(s) using 100 repetitions")
+        text = self.state_path.read_text()  # state.info.measured_latency = ...; state.save()
+        self.state_path.write_text(text.replace("measured_latency: null",
+                                                f"measured_latency: {END_TO_END_S}"))
         return types.SimpleNamespace(latency=END_TO_END_S, throughput=1 / END_TO_END_S)
 
 
@@ -78,20 +124,41 @@ class StandInGroqModel:
 def groqflow(monkeypatch):
     """Install the stand-in; `record` holds what groqit() and the model were given."""
     record = {"groqit": [], "chips": 8, "sdk_error": None, "process_starts": 0, "run_calls": 0,
-              "run_abunch_sizes": [], "executed": []}
+              "run_abunch_sizes": [], "executed": [], "builds": 0}
 
     def groqit(model, inputs=None, build_name=None, cache_dir="~/.cache/groqflow", monitor=True,
                rebuild=None, compiler_flags=None, assembler_flags=None, num_chips=None,
                topology="FC2_4_CHIP", groqview=False, sequence=None, quantization_samples=None):
         record["groqit"].append(dict(
             model=model, inputs=inputs, build_name=build_name, cache_dir=cache_dir, rebuild=rebuild,
-            num_chips=num_chips, compiler_flags=compiler_flags,
+            monitor=monitor, num_chips=num_chips, compiler_flags=compiler_flags,
             quantization_samples=quantization_samples,
             attention=model.config._attn_implementation))
-        build = __import__("pathlib").Path(cache_dir) / build_name
-        build.mkdir(parents=True, exist_ok=True)
-        (build / f"{build_name}_state.yaml").write_text("build_status: successful_build\n")
-        return StandInGroqModel(model, inputs, record)
+        if num_chips is not None and num_chips > 1 and num_chips not in TOPOLOGY:
+            raise ArgError(f"""
+            You set groqit()'s num_chips argument to {num_chips} with topology Dragonfly
+            for build {build_name}, which is not a supported value. Choose from the
+            currently supported chip counts: {TOPOLOGY.keys()}.
+            """)
+        for flag in compiler_flags or ():
+            if flag in RESERVED_FLAGS:
+                raise ArgError(f"""
+                The following compiler flags are reserved by groqit() and cannot be used:
+                {flag}
+                """)
+        state = Path(cache_dir) / build_name / f"{build_name}_state.yaml"
+        if rebuild != "always" and state.is_file() and \
+                "build_status: successful_build" in state.read_text():
+            log("Woohoo!", f' Build "{build_name}" found in cache. Loading it!')
+            return StandInGroqModel(model, inputs, record, state)
+        if monitor:
+            print(f"\n\nBuilding \"{build_name}\"\n    ✓ Exporting PyTorch to ONNX")
+        state.parent.mkdir(parents=True, exist_ok=True)
+        write_state(state, num_chips_used=num_chips, quantization_samples=bool(
+            quantization_samples))
+        record["builds"] += 1
+        log("Woohoo!", f"Saved to **{state.parent}**")
+        return StandInGroqModel(model, inputs, record, state)
 
     def check_dependencies(require_devtools=False, require_runtime=False, exception_type=Exception):
         if record["sdk_error"]:
@@ -105,10 +172,13 @@ def groqflow(monkeypatch):
     sdk = types.ModuleType("groqflow.common.sdk_helpers")
     sdk.check_dependencies = check_dependencies
     sdk.get_num_chips_available = lambda pci_devices=None: record["chips"]
-    common.sdk_helpers = sdk
+    build = types.ModuleType("groqflow.common.build")
+    build.GROQCARD, build.TOPOLOGY = "A1.4", "Dragonfly"
+    build.supported_topology = lambda groqcard, topology: dict(TOPOLOGY)
+    common.sdk_helpers, common.build = sdk, build
     package.common = common
     for name, module in {"groqflow": package, "groqflow.common": common,
-                         "groqflow.common.sdk_helpers": sdk}.items():
+                         "groqflow.common.sdk_helpers": sdk, "groqflow.common.build": build}.items():
         monkeypatch.setitem(sys.modules, name, module)
     return record
 
@@ -281,3 +351,74 @@ def test_contract_a_failure_on_the_card_is_one_clear_line(groqflow, tiny_checkpo
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("bert_tiny: error: running GroqFlow build 'bert-fp16-1chip-")
     assert "Failed while trying to run GroqChips locally." in last
+
+
+def test_contract_stdout_holds_only_the_table_and_a_second_run_loads_the_cached_build(
+        groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, capsys):
+    """groqit's monitor is off, and what groqflow prints on stdout (success lines, benchmark's info
+    line) goes to stderr; a second run loads the build, and says so, as the other backends do."""
+    runs = []
+    for rebuild in ("if_needed", "if_needed", "always"):
+        out = tmp_path / f"{len(runs)}.json"
+        assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out),
+                    "--rebuild", rebuild) == 0
+        printed = capsys.readouterr()
+        runs.append((json.loads(out.read_text())["runs"][1], printed))
+    assert [call["monitor"] for call in groqflow["groqit"]] == [False] * 3
+    assert groqflow["builds"] == 2  # the second run loaded the first one's build
+    assert [built["cache_hit"] for built, _ in runs] == [False, True, False]
+    for built, printed in runs:
+        table = printed.out.splitlines()
+        assert table[0].startswith("runner ") and table[2].startswith("pytorch ")
+        assert table[3].startswith("groqflow-fp16-1chip ")
+        assert not re.search(r"Woohoo|Info:|Building|✓", printed.out)
+        assert "Info:" in printed.err and "Running inference on GroqChip" in printed.err
+        assert ("(cached)" in table[3]) == built["cache_hit"]
+    assert "found in cache. Loading it!" in runs[1][1].err
+    assert "found in cache" not in runs[0][1].err + runs[2][1].err
+
+
+def test_contract_unsupported_chip_count_is_one_line_naming_the_counts(
+        groqflow, tiny_checkpoint, data_file, cache_dir, capsys):
+    assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--num-chips", "3") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "bert_base: error: --num-chips 3: GroqFlow builds for 1, 2, 4, 8, 16, 32 or 64 GroqChip "
+        "processors"]
+    assert groqflow["groqit"] == [] and not cache_dir.exists()
+
+
+def test_contract_groqits_own_argument_error_is_its_printed_message_in_one_line(
+        groqflow, tiny_checkpoint, data_file, cache_dir, capsys):
+    """ArgError carries no message (str() is ""): the line must hold what groqflow printed."""
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir,
+                "--compiler-flags=--multichip") == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("bert_tiny: error: GroqFlow build 'bert-fp16-")
+    assert err.strip().splitlines()[-1].endswith(
+        "(The following compiler flags are reserved by groqit() and cannot be used: --multichip)")
+    assert "▄" not in err and "Traceback" not in err
+
+
+def test_contract_auto_on_a_groqware_host_without_groqchips_falls_back_to_the_cpu(
+        groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, capsys):
+    groqflow["chips"] = 0
+    out = tmp_path / "r.json"
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--backend", "auto",
+                "--json", str(out)) == 0
+    assert groqflow["groqit"] == []
+    first = capsys.readouterr().err.splitlines()[0]
+    assert "GroqFlow not usable: the GroqWare Suite is here but no GroqChip processor" in first
+    assert json.loads(out.read_text())["runs"][1]["backend"] in ("openvino", "onnxruntime")
+
+
+def test_contract_the_label_is_what_groqit_compiled_not_the_request(
+        groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, monkeypatch):
+    """The chip count and INT8-ness come from GroqFlow's state file."""
+    original = write_state
+    monkeypatch.setitem(globals(), "write_state",
+                        lambda path, **fields: original(path, **{**fields, "num_chips_used": 8}))
+    out = tmp_path / "r.json"
+    assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
+    assert groqflow["groqit"][0]["num_chips"] == 4
+    built = json.loads(out.read_text())["runs"][1]
+    assert (built["name"], built["device"]) == ("groqflow-fp16-8chip", "groqchip x8")

@@ -10,13 +10,14 @@ from common.cache import cache_key
 from common.evaluate import Evaluation, Timing, run_metrics, timed_rows
 
 
-def _runner(name):
-    return Runner(name=name, backend="test", device="cpu", precision="fp32", predict=lambda b: None)
+def _runner(name, in_flight=1):
+    return Runner(name=name, backend="test", device="cpu", precision="fp32", predict=lambda b: None,
+                  in_flight=in_flight)
 
 
-def _timing(round_seconds, sentences=4):
-    return Timing(round_seconds=round_seconds, sentences=sentences,
-                  batch_ms=np.array([1.0, 2.0, 3.0, 10.0]), batch1_ms=np.array([0.5, 1.5]))
+def _timing(round_seconds, sentences=4, batch_ms=np.array([1.0, 2.0, 3.0, 10.0])):
+    return Timing(round_seconds=round_seconds, sentences=sentences, batch_ms=batch_ms,
+                  batch1_ms=np.array([0.5, 1.5]))
 
 
 def test_run_metrics_on_known_logits():
@@ -32,9 +33,25 @@ def test_run_metrics_on_known_logits():
     assert entry["max_abs_logit_diff"] == pytest.approx(3.0)  # row 3: |4 - 1| (row 1: |2 - 0|)
     assert entry["speedup"] == {"median": 4.0, "min": 2.0, "max": 6.0}  # 2/1, 4/1, 3/0.5
     assert entry["throughput"] == {"median": 4.0, "min": 4.0, "max": 8.0}  # 4 sentences per round
-    assert entry["latency_ms"]["p50"] == pytest.approx(2.5)
+    assert entry["serial_batch_latency_ms"]["p50"] == pytest.approx(2.5)
+    assert entry["in_flight_batch_latency_ms"] is None
     assert entry["batch1_latency_ms"]["p50"] == pytest.approx(1.0)
     assert entry["unsteady"] is True and ref_entry["unsteady"] is True  # 1.0 vs 0.5; 4.0 vs 2.0
+
+
+def test_each_latency_is_named_for_what_was_measured_and_none_is_made_up():
+    """Batches with others in flight are not a serial latency; a runner that times no batch
+    (GroqFlow's whole run_abunch pass) has neither."""
+    labels = np.array([1, 0])
+    logits = np.array([[0, 1], [1, 0]], np.float32)
+    queued = run_metrics(Evaluation(_runner("queued", in_flight=3), logits, 1.0), _timing([1.0]),
+                         labels, "built")
+    assert queued["serial_batch_latency_ms"] is None
+    assert queued["in_flight_batch_latency_ms"] == pytest.approx(
+        {"p50": 2.5, "p90": 7.9, "p99": 9.79, "in_flight": 3})
+    whole = run_metrics(Evaluation(_runner("whole-pass"), logits, 1.0),
+                        _timing([1.0], batch_ms=None), labels, "built")
+    assert whole["serial_batch_latency_ms"] is None and whole["in_flight_batch_latency_ms"] is None
 
 
 def test_a_busy_machine_is_said_under_the_table():

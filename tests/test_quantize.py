@@ -22,7 +22,7 @@ def test_same_seed_same_indices_other_seed_other_indices():
 def test_fewer_rows_than_asked_uses_them_all_and_says_so(tiny_checkpoint, tmp_path, capsys):
     small = write_data(tmp_path / "small.tsv", [("good film", 1), ("bad film", 0), ("fun", 1)])
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    calibration = draw_calibration(str(small), "train", 0, 1000, tokenizer, 128, ["other"])
+    calibration = draw_calibration(str(small), None, 0, 1000, tokenizer, 128, ["other"])
     assert calibration.indices.tolist() == [0, 1, 2] and len(calibration.encoded) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fewer than the 1000 asked for; using all 3" in err[0]
@@ -36,8 +36,8 @@ def test_calibration_sharing_any_sentence_with_evaluation_is_refused(tiny_checkp
     evaluated = ["a fun film", "not in training"]
     with pytest.raises(UserError, match=r"1 of the 31 calibration sentences drawn from .* are also "
                                         r"evaluated \(e.g. 'A  Fun Film'\)"):
-        draw_calibration(str(train), "train", 0, 1000, tokenizer, 128, evaluated)
-    drawn = draw_calibration(str(train), "train", 0, 10, tokenizer, 128, ["nothing shared"])
+        draw_calibration(str(train), None, 0, 1000, tokenizer, 128, evaluated)
+    drawn = draw_calibration(str(train), None, 0, 10, tokenizer, 128, ["nothing shared"])
     assert len(drawn.indices) == 10
 
 

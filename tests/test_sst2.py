@@ -1,7 +1,10 @@
 import pytest
-from conftest import SENTENCES, write_data
+from conftest import ROOT, SENTENCES, write_data
 
-from common.sst2 import load_examples
+from common.errors import UserError
+from common.sst2 import BINARIZED, load_examples
+
+SST_FLOAT = ROOT / "tests" / "data" / "sst-float-labels.tsv"
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".csv", ".parquet", ".jsonl"])
@@ -19,3 +22,40 @@ def test_tsv_keeps_quotes_and_words_pandas_would_read_as_missing(tmp_path):
 
 def test_limit_takes_the_first_rows(data_file):
     assert load_examples(str(data_file), limit=3).sentences == [s for s, _ in SENTENCES[:3]]
+
+
+def test_float_sentiment_is_binarised_as_the_original_did_above_one_half():
+    examples = load_examples(str(SST_FLOAT))
+    # 0.91667 0.125 0.5 0.36111 0.51389 0.0 1.0 0.48611: 0.5 itself is negative (y > 0.5)
+    assert examples.labels.tolist() == [1, 0, 0, 0, 1, 0, 1, 0]
+    assert examples.labels_rule == BINARIZED
+
+
+def test_zero_one_labels_are_kept_as_they_are(data_file):
+    examples = load_examples(str(data_file))
+    assert examples.labels_rule == ""
+    assert examples.labels.tolist() == [label for _, label in SENTENCES]
+
+
+def test_a_split_column_selects_rows_and_a_file_without_one_refuses_split(tmp_path, data_file):
+    path = write_data(tmp_path / "both.tsv", [(s, label, "test" if i % 3 == 0 else "train")
+                                               for i, (s, label) in enumerate(SENTENCES)],
+                      columns=("sentence", "label", "split"))
+    assert load_examples(str(path), "test").sentences == [s for s, _ in SENTENCES[::3]]
+    assert len(load_examples(str(path)).sentences) == len(SENTENCES)  # no split: the whole file
+    with pytest.raises(UserError, match=r"--split dev: no row of .* has it \(its splits: test, train\)"):
+        load_examples(str(path), "dev")
+    with pytest.raises(UserError, match=r"--split test: .* is one table \(no 'split' column\)"):
+        load_examples(str(data_file), "test")
+
+
+def test_which_split_each_dataset_is_evaluated_on(data_file):
+    from common.sources import calibration_wanted, data_wanted
+
+    sst = data_wanted("dataset", "sst", None, "--dataset")
+    assert (sst.name, sst.split) == ("stanfordnlp/sst", "test")  # the original proof points'
+    assert data_wanted("dataset", "stanfordnlp/sst2", None, "--dataset").split == "validation"
+    assert data_wanted("dataset", "stanfordnlp/sst2", "train", "--dataset").split == "train"
+    assert data_wanted("dataset", str(data_file), None, "--dataset").split is None  # whole file
+    assert calibration_wanted(None, "sst").split == "train"
+    assert calibration_wanted(str(data_file), "sst").split is None

@@ -92,7 +92,8 @@ class Candidate:
 
 
 Predict = Callable[[Batch], np.ndarray]
-PredictMany = Callable[[Sequence[Batch]], Tuple[list, list]]
+# logits per batch, and seconds per batch where the backend measures them (None: it does not)
+PredictMany = Callable[[Sequence[Batch]], Tuple[list, Optional[list]]]
 
 
 @dataclass
@@ -106,19 +107,24 @@ class Runner:
     # Every batch of a pass at once -> (logits per batch, seconds per batch): for backends that keep
     # several batches in flight (OpenVINO) or take a whole pass in one call (GroqFlow's run_abunch).
     predict_many: Optional[PredictMany] = None
-    # False where one call per sentence is costly by design (GroqFlow's run() starts a process)
+    # False where one call per sentence is costly by design (GroqFlow's run() starts a process):
+    # such a runner is timed in whole passes over every sentence, and has no batch-1 latency
     single_calls: bool = True
+    # batches a pass keeps in flight (OpenVINO's infer requests); above 1 a batch's seconds run from
+    # its launch to its result with others queued beside it, not alone
+    in_flight: int = 1
     build_seconds: Optional[float] = None
     cache_hit: Optional[bool] = None
     files: dict = field(default_factory=dict)  # model file -> bytes
     facts: dict = field(default_factory=dict)  # backend-specific build facts for the report
+    runtime: dict = field(default_factory=dict)  # threads, streams, providers: read back, not asked
 
     def __call__(self, batch: Batch) -> np.ndarray:
         return self.predict(batch)
 
     def run_all(self, batches: Sequence[Batch], progress: Callable[[int], None] = lambda n: None
-                ) -> Tuple[list, list]:
-        """Logits of every batch, in order, and each batch's seconds."""
+                ) -> Tuple[list, Optional[list]]:
+        """Logits of every batch, in order, and each batch's seconds (None if not measured)."""
         if self.predict_many is not None:
             outputs, seconds = self.predict_many(batches)
             progress(len(batches))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
@@ -26,25 +27,69 @@ NAME = "groqflow"
 STATIC_SHAPE = True
 QUANTIZATIONS = ("static",)  # GroqFlow's INT8 is calibrated with quantization_samples
 RECIPE = {"inputs": "input_ids int64, attention_mask bool, batch 1", "recipe_version": 1}
+# groqit's num_chips: 1, or a count its default topology (Dragonfly, GroqCard A1.4) has
+# (groqflow/common/build.py, supported_topology); read from groqflow where it imports
+CHIP_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def quiet_failure(call: Callable[[], object]) -> str:
-    """Run a GroqFlow call silently; return "" or its failure in one line.
+def printed_error(exc: BaseException, printed: str) -> str:
+    """A GroqFlow failure in one line. onnxflow's errors print "Error: <message>" (in colour,
+    continued on indented lines, then ASCII art) when they are created and carry no text
+    themselves, so the message is taken from what was printed."""
+    if str(exc).strip():
+        return first_line(exc)
+    message: list[str] = []
+    for line in _ANSI.sub("", printed).splitlines():
+        if line.startswith("Error:"):
+            message = [line[len("Error:"):].strip()]
+        elif message and line.startswith(" ") and line.strip():
+            message.append(line.strip())
+        elif message:
+            break
+    return " ".join(message) or type(exc).__name__
 
-    GroqFlow's errors print their message (in colour, with ASCII art) when they are created and
-    carry no text themselves, so the message is taken from what was printed."""
+
+def quiet_failure(call: Callable[[], object]) -> str:
+    """Run a GroqFlow call silently; return "" or its failure in one line."""
     printed = io.StringIO()
     try:
         with redirect_stdout(printed), redirect_stderr(printed):
             call()
     except Exception as exc:
-        if str(exc).strip():
-            return first_line(exc)
-        lines = [line.strip() for line in _ANSI.sub("", printed.getvalue()).splitlines()]
-        errors = [line[len("Error:"):].strip() for line in lines if line.startswith("Error:")]
-        return errors[0] if errors else type(exc).__name__
+        return printed_error(exc, printed.getvalue())
     return ""
+
+
+def groqflow_call(call: Callable[[], object], failure: str):
+    """A GroqFlow call with what it prints on stdout (success lines, benchmark's info line) sent to
+    stderr, so that stdout holds only our table, and its error message, which its exception does
+    not carry, kept for one UserError line: "<failure> (<message>)"."""
+    errors = io.StringIO()
+    try:
+        with redirect_stdout(sys.stderr), redirect_stderr(errors):
+            result = call()
+    except Exception as exc:
+        raise UserError(f"{failure} ({printed_error(exc, errors.getvalue())})") from None
+    sys.stderr.write(errors.getvalue())
+    return result
+
+
+def supported_chip_counts() -> tuple[int, ...]:
+    """1, and the chip counts groqit takes with its default topology."""
+    try:
+        from groqflow.common import build
+    except ImportError:
+        return CHIP_COUNTS
+    return (1, *sorted(build.supported_topology(build.GROQCARD, build.TOPOLOGY)))
+
+
+def check_num_chips(num_chips: int) -> None:
+    """Refuse what groqit's ArgError would refuse, before any work."""
+    counts = supported_chip_counts()
+    if num_chips not in counts:
+        raise UserError(f"--num-chips {num_chips}: GroqFlow builds for "
+                        f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} GroqChip processors")
 
 
 def available() -> tuple[bool, str]:
@@ -108,14 +153,29 @@ def compiler_flags(options: BuildOptions) -> Optional[list[str]]:
     return ["--large-program"] if options.precision == "int8" else None
 
 
-def successful_build_exists(groq_cache: Path, build_name: str) -> bool:
-    """What `rebuild="never"` would load: GroqFlow's state file of a finished build
-    (onnxflow.common.build.state_file: <cache>/<build>/<build>_state.yaml)."""
-    state = groq_cache / build_name / f"{build_name}_state.yaml"
+def state_file(groq_cache: Path, build_name: str) -> Path:
+    """onnxflow.common.build.state_file: <cache>/<build>/<build>_state.yaml"""
+    return groq_cache / build_name / f"{build_name}_state.yaml"
+
+
+def build_state(groq_cache: Path, build_name: str) -> dict[str, str]:
+    """The top-level fields of GroqFlow's state file, e.g. uid, build_status, num_chips_used,
+    quantization_samples; {} if there is none."""
     try:
-        return "build_status: successful_build" in state.read_text()
+        text = state_file(groq_cache, build_name).read_text()
     except OSError:
-        return False
+        return {}
+    return dict(re.findall(r"^(\w+): *(\S.*?)\s*$", text, re.M))
+
+
+def finished_build(groq_cache: Path, build_name: str) -> tuple | None:
+    """A finished build of this name (what `rebuild="never"` loads), as its uid and the state
+    file's modification time, or None. Every build stage rewrites the state file; a load from the
+    cache only reads it: the same identity before and after groqit() means it loaded."""
+    state = build_state(groq_cache, build_name)
+    if state.get("build_status") != "successful_build":
+        return None
+    return state.get("uid"), state_file(groq_cache, build_name).stat().st_mtime_ns
 
 
 def _logits(out) -> np.ndarray:
@@ -130,12 +190,12 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     from groqflow.common import sdk_helpers
 
     try:
-        chips = sdk_helpers.get_num_chips_available()
+        available_chips = sdk_helpers.get_num_chips_available()
     except Exception as exc:  # e.g. lspci missing; GroqFlow has printed its message already
         raise UserError(f"cannot count this host's GroqChip processors ({first_line(exc)})") from None
-    if chips < options.num_chips:
+    if available_chips < options.num_chips:
         raise UserError(f"the build asks for {options.num_chips} GroqChip processors but this host "
-                        f"has {chips}; pass --num-chips N")
+                        f"has {available_chips}; pass --num-chips N")
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
     int8 = options.precision == "int8"
@@ -143,54 +203,58 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     flags = compiler_flags(options)
     key_parts = cache_key_parts(NAME, checkpoint.digest, {**asdict(options), "compiler_flags": flags},
                                 library_versions(), RECIPE, calibration if int8 else None)
-    precision = options.precision
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
-    build_name = f"bert-{precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"
+    build_name = f"bert-{options.precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"
     groq_cache = Path(cache.root) / "groqflow"
-    if cache.rebuild == "never" and not successful_build_exists(groq_cache, build_name):
+    cached = finished_build(groq_cache, build_name)
+    if cache.rebuild == "never" and cached is None:
         # groqit(rebuild="never") would build from scratch when no build of this name exists
         raise UserError(f"--rebuild never: no finished GroqFlow build '{build_name}' in "
                         f"'{groq_cache}'")
+    print(f"groqflow: {'loading' if cached and cache.rebuild != 'always' else 'building'} "
+          f"'{build_name}' (logs in {groq_cache / build_name})", file=sys.stderr)
     start = time.perf_counter()
     # Eager attention, as for the ONNX export: GroqFlow exports with torch.onnx, and the graph the
     # original proof points compiled is eager attention's MatMul/Softmax; SDPA's traced graph
     # differs between transformers releases and some do not trace at all.
-    try:  # GroqFlow's monitor and its own error messages print as they happen
-        model = groqit(eager_attention_copy(checkpoint.model), groq_inputs(example, ids_dtype),
-                       build_name=build_name, cache_dir=str(groq_cache), rebuild=cache.rebuild,
-                       num_chips=options.num_chips, compiler_flags=flags,
-                       quantization_samples=quantization_samples(calibration) if int8 else None)
-    except Exception as exc:
-        raise UserError(f"GroqFlow build '{build_name}' failed ({first_line(exc)}); its logs are "
-                        f"in {groq_cache / build_name}") from None
+    model = groqflow_call(
+        lambda: groqit(eager_attention_copy(checkpoint.model), groq_inputs(example, ids_dtype),
+                       build_name=build_name, cache_dir=str(groq_cache), monitor=False,
+                       rebuild=cache.rebuild, num_chips=options.num_chips, compiler_flags=flags,
+                       quantization_samples=quantization_samples(calibration) if int8 else None),
+        f"GroqFlow build '{build_name}' failed; its logs are in {groq_cache / build_name}")
     seconds = time.perf_counter() - start
+    loaded = cached is not None and cached == finished_build(groq_cache, build_name)
+    # what groqit compiled, read back from its state file rather than echoed from the request
+    state = build_state(groq_cache, build_name)
+    used = state.get("num_chips_used", "")
+    chips = int(used) if used.isdigit() else options.num_chips
+    precision = "int8" if state.get("quantization_samples", str(int8)).lower() == "true" else "fp16"
 
     def on_card(call: Callable[[], object]):
         """GroqModel runs the card in a subprocess with its own log."""
-        try:
-            return call()
-        except Exception as exc:
-            raise UserError(f"running GroqFlow build '{build_name}' failed ({first_line(exc)}); "
-                            f"see {groq_cache / build_name}") from None
+        return groqflow_call(call, f"running GroqFlow build '{build_name}' failed; see "
+                                   f"{groq_cache / build_name}")
 
-    facts = {"build_name": build_name, "num_chips": options.num_chips, "compiler_flags": flags,
-             "input_ids_dtype": np.dtype(ids_dtype).name, **groqflow_figures(model, on_card)}
+    facts = {"build_name": build_name, "num_chips": chips, "compiler_flags": flags,
+             "input_ids_dtype": np.dtype(ids_dtype).name,
+             "read_back_from_state_file": sorted({"num_chips_used", "quantization_samples"} & set(state)),
+             **groqflow_figures(model, on_card)}
 
     def predict(batch: Batch) -> np.ndarray:
         return _logits(on_card(lambda: model.run(groq_inputs(batch, ids_dtype))))
 
-    def predict_many(batches) -> tuple[list, list]:
-        """One run_abunch for the whole pass: one process start, not one per sentence."""
-        start = time.perf_counter()
+    def predict_many(batches) -> tuple[list, None]:
+        """One run_abunch for the whole pass: one process start, not one per sentence; GroqFlow
+        does not time the batches within it."""
         out = on_card(lambda: model.run_abunch([groq_inputs(b, ids_dtype) for b in batches]))
-        outputs = [_logits(o) for o in (out if isinstance(out, list) else [out])]
-        return outputs, [(time.perf_counter() - start) / len(batches)] * len(batches)
+        return [_logits(o) for o in (out if isinstance(out, list) else [out])], None
 
-    return Runner(name=f"groqflow-{precision}-{options.num_chips}chip", backend=NAME,
-                  device=f"groqchip x{options.num_chips}", precision=precision, predict=predict,
+    return Runner(name=f"groqflow-{precision}-{chips}chip", backend=NAME,
+                  device=f"groqchip x{chips}", precision=precision, predict=predict,
                   predict_many=predict_many, single_calls=False, build_seconds=seconds,
-                  cache_hit=None, facts=facts)
+                  cache_hit=loaded, facts=facts)
 
 
 def groqflow_figures(model, on_card: Callable) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -85,10 +86,11 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
             lambda folder: _build(folder, export.folder / EXPORT_FILE, checkpoint.model.config,
                                   options, recipe, calibration))
         model, seconds = cached.folder / MODEL_FILE, export.seconds + cached.seconds
+    predict, runtime = make_session(model, options.device)
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
-                  precision="int8+fp32" if int8 else options.precision,
-                  predict=make_session(model, options.device), build_seconds=seconds,
-                  cache_hit=cached.hit, files=cached.file_sizes, facts=cached.state["facts"])
+                  precision="int8+fp32" if int8 else options.precision, predict=predict,
+                  build_seconds=seconds, cache_hit=cached.hit, files=cached.file_sizes,
+                  facts=cached.state["facts"], runtime=runtime)
 
 
 def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: dict,
@@ -147,10 +149,12 @@ def fuse_bert(source: Path, target: Path, config, options: BuildOptions) -> dict
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
 
 
-def make_session(path: Path, device: str = "cpu", optimize: bool = True):
-    """An ONNX Runtime session on the CPUs this process may use, as a predict function;
-    `optimize=False` runs the graph exactly as stored (the benchmark's unoptimised baseline). A
-    CUDA session that ONNX Runtime quietly put on the CPU is refused, not labelled cuda."""
+def make_session(path: Path, device: str = "cpu", optimize: bool = True
+                 ) -> tuple[Callable[[Batch], np.ndarray], dict]:
+    """An ONNX Runtime session on the CPUs this process may use, as a predict function, and its
+    providers and threads as the session reports them; `optimize=False` runs the graph exactly as
+    stored (the benchmark's unoptimised baseline). A CUDA session that ONNX Runtime quietly put on
+    the CPU is refused, not labelled cuda."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -165,8 +169,11 @@ def make_session(path: Path, device: str = "cpu", optimize: bool = True):
         raise UserError("--device cuda: ONNX Runtime could not start its CUDA provider (a CUDA or "
                         f"cuDNN library is missing?) and would run on {session.get_providers()[0]}")
     names = [i.name for i in session.get_inputs()]
+    settings = session.get_session_options()
+    runtime = {"providers": session.get_providers(), "intra_op_threads": settings.intra_op_num_threads,
+               "inter_op_threads": settings.inter_op_num_threads}
 
     def predict(batch: Batch) -> np.ndarray:
         return session.run(["logits"], {name: batch[name] for name in names})[0]
 
-    return predict
+    return predict, runtime

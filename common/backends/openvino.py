@@ -106,15 +106,20 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     ran = inference_precision(compiled)
     label = f"int8+{ran}" if int8 else ran
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests,
-             "performance_hint": "THROUGHPUT for passes, LATENCY for single calls"}
+    facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests}
+    runtime = {"passes": runtime_settings(compiled)}
+
+    def compile_for_latency():
+        single = compile_ir(cached.folder / IR_FILE, float_precision, "LATENCY")
+        runtime["single_calls"] = runtime_settings(single)
+        return single
+
     predict_many = pass_predictor(compiled, requests)
-    predict = single_predictor(lambda: compile_ir(cached.folder / IR_FILE, float_precision,
-                                                  "LATENCY"))
+    predict = single_predictor(compile_for_latency)
     return Runner(name=f"openvino-{label}", backend=NAME, device="cpu", precision=label,
-                  predict=predict, predict_many=predict_many,
+                  predict=predict, predict_many=predict_many, in_flight=requests,
                   build_seconds=export.seconds + cached.seconds, cache_hit=cached.hit,
-                  files=cached.file_sizes, facts=facts)
+                  files=cached.file_sizes, facts=facts, runtime=runtime)
 
 
 def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Calibration]) -> dict:
@@ -150,6 +155,17 @@ def compile_ir(path: Path, precision: str, hint: str = "THROUGHPUT"):
     return _core().compile_model(str(path), "CPU", {
         "PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
         "INFERENCE_NUM_THREADS": usable_cpus()})
+
+
+def runtime_settings(compiled) -> dict:
+    """What OpenVINO settled on for a compiled model, read back from it."""
+    def read(name: str):
+        value = compiled.get_property(name)
+        return value if isinstance(value, (int, str)) else str(value)
+
+    return {"performance_hint": str(read("PERFORMANCE_HINT")), "streams": read("NUM_STREAMS"),
+            "threads": read("INFERENCE_NUM_THREADS"),
+            "infer_requests": read("OPTIMAL_NUMBER_OF_INFER_REQUESTS")}
 
 
 def inference_precision(compiled) -> str:

@@ -19,4 +19,6 @@ def reference_runner(model: torch.nn.Module) -> Runner:
     def predict(batch: Batch) -> np.ndarray:
         return model(**{name: torch.from_numpy(batch[name]) for name in names}).logits.float().numpy()
 
-    return Runner(name="pytorch", backend="pytorch", device="cpu", precision="fp32", predict=predict)
+    return Runner(name="pytorch", backend="pytorch", device="cpu", precision="fp32", predict=predict,
+                  runtime={"intra_op_threads": torch.get_num_threads(),
+                           "inter_op_threads": torch.get_num_interop_threads()})
