@@ -41,4 +41,8 @@ def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
         from .proofpoint import main
     finally:
         signal.signal(signal.SIGINT, previous)
-    return main(spec, argv)
+    code = main(spec, argv)
+    # Everything is printed and written; what remains is the runtimes' teardown, where a Ctrl-C
+    # would end the interpreter by the signal, silently and with no exit code of ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code

@@ -30,3 +30,16 @@ def stdout_to_progress() -> Iterator[None]:
     target = sys.stderr if sys.stderr.isatty() else io.StringIO()
     with contextlib.redirect_stdout(target):
         yield
+
+
+def telemetry_off() -> None:
+    """OpenVINO's converter and NNCF send usage statistics (openvino_telemetry) unless the user has
+    opted out. Offline, each try forks a process that waits on the network, and a Ctrl-C prints
+    that process's traceback. Our processes answer its consent check with "declined", as its own
+    opt-out file would, without writing that file into the user's home."""
+    try:
+        from openvino_telemetry.utils import opt_in_checker
+    except ImportError:
+        return
+    declined = opt_in_checker.ConsentCheckResult.DECLINED
+    opt_in_checker.OptInChecker.check = lambda self, *args, **kwargs: declined

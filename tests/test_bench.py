@@ -33,6 +33,5 @@ def test_benchmark_times_the_runners_it_is_asked_for(tmp_path):
          tmp_path)
     doc = json.loads(out.read_text())
     assert [r["runner"] for r in doc["rows"]] == ["pytorch-eager", "ort-int8-static", "openvino-fp32"]
-    eager = doc["rows"][0]
-    assert eager["ratio_to_eager"] == 1.0 and len(eager["seconds"]) == 2
+    assert [len(r["seconds"]) for r in doc["rows"]] == [2, 2, 2]
     assert set(doc["gemm_rates"]) == {"fp32", "bf16", "int8"}

@@ -13,7 +13,7 @@ import bert_tiny
 from common.checkpoints import load_checkpoint
 from common.files import file_sha256
 from common.proofpoint import main
-from conftest import OV, ROOT, SENTENCES
+from conftest import OV, ROOT, SENTENCES, requires_openvino
 
 RUN_KEYS = {"name", "role", "backend", "device", "precision", "accuracy", "agreement",
             "max_abs_logit_diff", "build_seconds", "cache_hit", "throughput", "speedup",
@@ -203,3 +203,26 @@ def test_sst_is_the_original_proof_points_hub_dataset(tiny_checkpoint, tmp_path,
                                  "--cache-dir", str(tmp_path / "c")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("bert_tiny: error: cannot load dataset 'stanfordnlp/sst' (pass a local ")
+
+
+@requires_openvino
+def test_ctrl_c_during_a_cold_build_is_one_line_for_the_whole_process_group(tmp_path):
+    """As a terminal sends it: to every process of the group, a library's child processes too
+    (OpenVINO's telemetry forks one per message unless it is off, and each prints a traceback)."""
+    env = {name: value for name, value in os.environ.items() if name != "CI"}  # telemetry skips CI
+    cache = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "bert_tiny.py", "--backend", "openvino", "--precision",
+                             "fp32", "--model", "models/bert-tiny-sst2", "--dataset",
+                             "data/sst2/validation.tsv", "--cache-dir", str(cache)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any((cache / "tmp").glob("ov-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)  # the OpenVINO build has begun when its work folder appears
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130, err
+    assert lines[-1] == "bert_tiny: interrupted; no partial build or results file was left behind"
+    assert len(lines) == 2 and lines[0].startswith("bert_tiny: models/bert-tiny-sst2 on "), err
+    assert not list((cache / "tmp").iterdir()) and not list((cache / "entries").glob("ov-*"))

@@ -3,10 +3,8 @@ import numpy as np
 import pytest
 
 from common.backends import onnxruntime as ort_backend
-from common.backends import openvino as ov_backend
-from common.backends.base import BuildOptions, Calibration, Runner, cache_key_parts
+from common.backends.base import BuildOptions, Calibration, Runner
 from common.batching import Encoded
-from common.cache import cache_key
 from common.evaluate import Evaluation, Timing, run_metrics, timed_rows
 
 
@@ -98,30 +96,78 @@ def test_rounds_time_a_length_spread_subset_only_when_a_pass_is_slow():
     assert chosen[0] == 5 and chosen[-1] == 60  # the shortest and the longest are both timed
 
 
-def _calibration(tokens):
-    encoded = Encoded(ids=[np.array(tokens)], type_ids=[np.zeros(len(tokens), np.int64)],
-                      max_length=128, pad_id=0)
-    return Calibration(source="train.tsv", seed=0, indices=np.array([3]), encoded=encoded, requested=1)
+def test_both_runners_time_the_same_sentences_and_batch1_times_one_call_each(monkeypatch):
+    """Whatever subset the rounds time, the reference and the build time the same rows; batch-1
+    latency is one call per sentence, read from the clock around each call (a fake clock here,
+    that each call moves on by a known step)."""
+    import common.evaluate as evaluate_module
+    from common.evaluate import time_both
+
+    clock = [0.0]
+    monkeypatch.setattr(evaluate_module.time, "perf_counter", lambda: clock[0])
+    seen = {"reference": [], "built": []}
+
+    def runner(name, step):
+        def predict(batch):
+            clock[0] += step * len(batch["input_ids"])
+            if len(batch["input_ids"]) > 1:
+                seen[name].extend(map(tuple, batch["input_ids"].tolist()))
+            return np.zeros((len(batch["input_ids"]), 2), np.float32)
+        return Runner(name=name, backend="test", device="cpu", precision="fp32", predict=predict)
+
+    ids = [np.array([101] + [7] * n + [102]) for n in (3, 40, 9, 25, 1, 60, 12, 30)]
+    encoded = Encoded(ids=ids, type_ids=[np.zeros(len(i), np.int64) for i in ids], max_length=64,
+                      pad_id=0)
+    reference = Evaluation(runner("reference", 0.002), np.zeros((8, 2), np.float32), 8 * 1.0)
+    built = Evaluation(runner("built", 0.0005), np.zeros((8, 2), np.float32), 1.0)
+    timings, timed = time_both(reference, built, encoded, 2, 2, static_shape=False)
+    assert timed["sentences"] == 4 and timed["of"] == 8  # 1 s a sentence: a 4-sentence subset
+    assert sorted(seen["reference"]) == sorted(seen["built"]) and len(seen["built"]) == 2 * 4
+    assert timings[0].batch1_ms.tolist() == pytest.approx([2.0] * 4)
+    assert timings[1].batch1_ms.tolist() == pytest.approx([0.5] * 4)
+    assert timings[0].round_seconds == pytest.approx([0.008, 0.008])
 
 
-def _key(options=BuildOptions(), versions=None, recipe=None, calibration=None, backend=ort_backend):
-    relevant = {k: v for k, v in vars(options).items() if k not in ("num_chips", "compiler_flags")}
-    return cache_key(cache_key_parts(backend.NAME, "weights", relevant,
-                                     versions or {"onnxruntime": "1.0"},
-                                     recipe or backend.RECIPE, calibration))
+def _built_entry(tiny_checkpoint, cache_dir, options, calibration=None):
+    """Whether ONNX Runtime's INT8 build of these options was found in the cache."""
+    from common.batching import make_batches, tokenize
+    from common.cache import BuildCache
+    from common.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(str(tiny_checkpoint))
+    example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
+    return ort_backend.build(checkpoint, example, options=options, cache=BuildCache(cache_dir),
+                             calibration=calibration).cache_hit
 
 
-def test_cache_key_covers_options_versions_recipe_and_calibration_tokens():
-    base = _key()
-    assert _key() == base
-    assert _key(BuildOptions(precision="int8")) != base
-    assert _key(BuildOptions(max_length=64)) != base
-    assert _key(versions={"onnxruntime": "1.1"}) != base
-    assert _key(recipe={**ort_backend.RECIPE, "opset": 18}) != base
-    assert _key(backend=ov_backend, recipe=ov_backend.RECIPE) != base
-    int8 = BuildOptions(precision="int8")
-    assert _key(int8, calibration=_calibration([101, 7, 102])) != \
-        _key(int8, calibration=_calibration([101, 8, 102]))  # same rows, edited sentence
+def _calibration(checkpoint_dir, sentence):
+    from common.batching import tokenize
+    from transformers import AutoTokenizer
+
+    encoded = tokenize(AutoTokenizer.from_pretrained(checkpoint_dir), [sentence], 128)
+    return Calibration(source="train.tsv", seed=0, indices=np.array([3]), encoded=encoded,
+                       requested=1)
+
+
+def test_a_build_is_reused_only_while_options_versions_recipe_and_calibration_are_the_same(
+        tiny_checkpoint, cache_dir, monkeypatch):
+    dynamic = BuildOptions(precision="int8", quantization="dynamic")
+    assert _built_entry(tiny_checkpoint, cache_dir, dynamic) is False
+    assert _built_entry(tiny_checkpoint, cache_dir, dynamic) is True
+    assert _built_entry(tiny_checkpoint, cache_dir, BuildOptions(
+        precision="int8", quantization="dynamic", max_length=64)) is False
+    monkeypatch.setitem(ort_backend.RECIPE, "recipe_version", ort_backend.RECIPE["recipe_version"] + 1)
+    assert _built_entry(tiny_checkpoint, cache_dir, dynamic) is False
+    versions = ort_backend.library_versions()
+    monkeypatch.setattr(ort_backend, "library_versions",
+                        lambda: {**versions, "onnxruntime": "0.0-other"})
+    assert _built_entry(tiny_checkpoint, cache_dir, dynamic) is False
+    static = BuildOptions(precision="int8")
+    first = _calibration(tiny_checkpoint, "a fun film")
+    assert _built_entry(tiny_checkpoint, cache_dir, static, first) is False
+    assert _built_entry(tiny_checkpoint, cache_dir, static, first) is True
+    edited = _calibration(tiny_checkpoint, "a dull film")  # the same row, another sentence
+    assert _built_entry(tiny_checkpoint, cache_dir, static, edited) is False
 
 
 def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_path):

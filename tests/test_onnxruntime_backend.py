@@ -7,7 +7,7 @@ from common.backends.torch_ref import reference_runner
 from common.batching import make_batches, tokenize
 from common.cache import BuildCache
 from common.checkpoints import load_checkpoint
-from common.export import export_onnx
+from common.export import eager_attention_copy, export_onnx
 from conftest import SENTENCES
 
 
@@ -28,9 +28,9 @@ def test_bert_fusions_apply_to_the_exported_graph(tiny_checkpoint, tmp_path):
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
     exported, fused = tmp_path / "exported.onnx", tmp_path / "fused.onnx"
-    attention = checkpoint.model.config._attn_implementation
-    export_onnx(checkpoint.model, example, exported)
-    assert checkpoint.model.config._attn_implementation == attention  # restored after export
+    assert checkpoint.model.config._attn_implementation == "sdpa"  # transformers' default
+    export_onnx(eager_attention_copy(checkpoint.model), example, exported)
+    assert checkpoint.model.config._attn_implementation == "sdpa"  # the reference keeps its own
     counts = ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
     assert counts == {"EmbedLayerNormalization": 1, "Attention": 2, "BiasGelu": 2,
                       "SkipLayerNormalization": 4}, counts

@@ -1,5 +1,6 @@
 """The OpenVINO backend on tiny random checkpoints: candidates, parity, order, cache, INT8."""
 import json
+import types
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from common.backends.torch_ref import reference_runner
 from common.batching import make_batches, tokenize
 from common.cache import BuildCache
 from common.checkpoints import load_checkpoint
+from common.cpu import usable_cpus
 from common.errors import UserError
 from common.proofpoint import main
 from conftest import SENTENCES
@@ -89,7 +91,10 @@ def test_fp32_build_matches_pytorch_batch_by_batch_with_batches_in_flight(tiny, 
     built = ov_backend.build(checkpoint, batches.inputs[0], options=BuildOptions(precision="fp32"),
                              cache=BuildCache(cache_dir))
     assert built.precision == "fp32" and built.facts["inference_precision"] == "fp32"
-    assert built.facts["infer_requests"] >= 1
+    # what OpenVINO settled on, read back: the one thread count, and a request per stream
+    passes = built.runtime["passes"]
+    assert passes["performance_hint"] == "THROUGHPUT" and passes["threads"] == usable_cpus()
+    assert built.in_flight == built.facts["infer_requests"] == passes["infer_requests"] >= 1
     reference = reference_runner(checkpoint.model)
     # three batches of different sizes and widths, in flight together: each answer in its place
     outputs, seconds = built.run_all(batches.inputs)
@@ -97,6 +102,56 @@ def test_fp32_build_matches_pytorch_batch_by_batch_with_batches_in_flight(tiny, 
     for batch, out in zip(batches.inputs, outputs):
         np.testing.assert_allclose(out, reference(batch), atol=1e-4, rtol=0)
     np.testing.assert_allclose(built(batches.inputs[1]), reference(batches.inputs[1]), atol=1e-4)
+    single = built.runtime["single_calls"]  # compiled on the first single call
+    assert single["performance_hint"] == "LATENCY" and single["threads"] == usable_cpus()
+
+
+class FakeAsyncQueue:
+    """OpenVINO's AsyncInferQueue, but the requests finish in the reverse of their launch order:
+    the pass must put each answer back in its batch's place, not in the order they came."""
+
+    def __init__(self, compiled, jobs):
+        self.launched, self.callback = [], None
+
+    def set_callback(self, callback):
+        self.callback = callback
+
+    def get_idle_request_id(self):
+        return 0
+
+    def start_async(self, inputs, userdata):
+        self.launched.append((inputs, userdata))
+
+    def wait_all(self):
+        for inputs, userdata in reversed(self.launched):
+            tensor = types.SimpleNamespace(data=inputs["input_ids"][:, :2].astype(np.float32))
+            self.callback(types.SimpleNamespace(get_output_tensor=lambda i, t=tensor: t), userdata)
+        self.launched.clear()
+
+
+def test_a_pass_puts_answers_in_batch_order_when_later_requests_finish_first(monkeypatch):
+    monkeypatch.setattr(ov_backend, "_openvino", lambda: types.SimpleNamespace(
+        AsyncInferQueue=FakeAsyncQueue))
+    port = types.SimpleNamespace(get_any_name=lambda: "input_ids")
+    predict_many = ov_backend.pass_predictor(types.SimpleNamespace(inputs=[port]), requests=4)
+    batches = [{"input_ids": np.full((2, 3), i, dtype=np.int64)} for i in range(5)]
+    outputs, seconds = predict_many(batches)
+    assert [int(out[0, 0]) for out in outputs] == [0, 1, 2, 3, 4]
+    assert len(seconds) == 5 and all(s >= 0 for s in seconds)
+
+
+def test_openvino_and_nncf_telemetry_stay_off(tiny, cache_dir, tmp_path, monkeypatch):
+    """Outside CI, with no opt-out file, openvino_telemetry would send (one forked process per
+    message): our processes decline its consent check."""
+    from openvino_telemetry import Telemetry
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/intel/openvino_telemetry opt-out file
+    checkpoint, batches = tiny
+    ov_backend.build(checkpoint, batches.inputs[0], options=BuildOptions(precision="fp32"),
+                     cache=BuildCache(cache_dir))  # converts: the converter initialises telemetry
+    assert Telemetry().consent is False
+    assert not (tmp_path / "intel").exists()  # nothing written into the user's home
 
 
 @pytest.mark.skipif("BF16" not in ov_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"),

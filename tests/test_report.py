@@ -13,14 +13,22 @@ def test_report_renders_the_runs_numbers_and_rewrites_only_the_readme_block(
     assert main(bert_tiny.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
                                  "--cache-dir", str(tmp_path / "c"), "--backend", "onnxruntime",
                                  "--json", str(results / "tiny.json")]) == 0
+    # the real file's layout, with figures set to known values: the row must show exactly these
     doc = json.loads((results / "tiny.json").read_text())
     reference, built = doc["runs"]
-    table = report.proof_points_table([doc])
-    row = table.splitlines()[2]
-    assert f"| {reference['accuracy']:.4f} | {built['accuracy']:.4f} | {built['agreement']:.4f} |" in row
-    speedup = built["speedup"]
-    assert f"{speedup['median']:.2f} ({speedup['min']:.2f}–{speedup['max']:.2f})" in row
-    assert f"`python bert_tiny.py --model {tiny_checkpoint}" in row
+    reference.update(accuracy=0.79816, throughput={"median": 5698.4, "min": 5630.2, "max": 5805.9},
+                     batch1_latency_ms={"p50": 0.664, "p90": 1.0, "p99": 1.2})
+    built.update(backend="openvino", precision="bf16", accuracy=0.80046, agreement=0.99427,
+                 max_abs_logit_diff=0.0312, throughput={"median": 10936.0, "min": 9072.0, "max": 12009.0},
+                 speedup={"median": 1.9191, "min": 1.6149, "max": 2.0712},
+                 batch1_latency_ms={"p50": 0.5049, "p90": 1.0, "p99": 1.2})
+    doc["timing"].update(sentences=872, of=872, rounds=3)
+    doc["command"] = ["bert_tiny.py", "--model", "m", "--json", "x.json", "--cache-dir", "c"]
+    (results / "tiny.json").write_text(json.dumps(doc))
+    row = report.proof_points_table([doc]).splitlines()[2]
+    assert row == ("| `python bert_tiny.py --model m` | openvino bf16 | 0.7982 | 0.8005 | 0.9943 | 0.031 "
+                   "| 5698 (5630–5806) | 10936 (9072–12009) | 1.92 (1.61–2.07) | 0.66 / 0.50 "
+                   "| 872 of 872, 3 rounds |")
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{report.BEGIN}\nold figures\n{report.END}\nafter\n")
     monkeypatch.setattr(report, "ROOT", tmp_path)  # the results folder is named relative to it

@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
 from ..provenance import package_versions
+from ..quiet import telemetry_off
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
 
 NAME = "openvino"
@@ -40,9 +41,11 @@ CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
 def _openvino():
-    """The openvino module, with OpenVINO 2025's deprecated `openvino.runtime` loaded quietly: a
-    lazy module that, when something first touches it (torch's operator registration walks
-    sys.modules), turns DeprecationWarnings on for everyone and prints one."""
+    """The openvino module, telemetry off (for NNCF too), with OpenVINO 2025's deprecated
+    `openvino.runtime` loaded quietly: a lazy module that, when something first touches it (torch's
+    operator registration walks sys.modules), turns DeprecationWarnings on for everyone and prints
+    one."""
+    telemetry_off()
     import openvino
 
     with warnings.catch_warnings(record=True):
