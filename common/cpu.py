@@ -47,17 +47,35 @@ def _cgroup_quota() -> float | None:
         return None
 
 
+def physical_cores(cpus: set[int], sysfs: Path = Path("/sys/devices/system/cpu")) -> int | None:
+    """How many distinct cores these logical CPUs are (the hyper-threads of one core count once),
+    from sysfs; None where the topology cannot be read."""
+    cores = set()
+    for cpu in cpus:
+        topology = sysfs / f"cpu{cpu}" / "topology"
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
+        except OSError:
+            return None
+    return len(cores) or None
+
+
 @lru_cache(maxsize=None)
 def thread_budget() -> dict:
-    """How many threads every runner gets: the CPUs this process may run on (its affinity mask),
-    capped by the container's CPU quota; with the figures it was decided from."""
+    """How many threads every runner gets: the physical cores among the CPUs this process may run
+    on (its affinity mask; torch and OpenVINO default to one thread per core, not per
+    hyper-thread), capped by the container's CPU quota; with the figures it was decided from."""
     logical = os.cpu_count() or 1
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(logical))
+    cores = physical_cores(allowed)
     quota = _cgroup_quota()
-    threads = max(1, min(affinity, math.ceil(quota) if quota else affinity))
-    return {"threads": threads, "logical_cpus": logical, "affinity_cpus": affinity,
-            "cgroup_quota_cpus": quota,
-            "rule": "min(CPUs in this process's affinity mask, ceil(cgroup CPU quota))"}
+    usable = cores or len(allowed)
+    threads = max(1, min(usable, math.ceil(quota) if quota else usable))
+    return {"threads": threads, "logical_cpus": logical, "affinity_cpus": len(allowed),
+            "physical_cores_in_affinity": cores, "cgroup_quota_cpus": quota,
+            "rule": "min(physical cores among the CPUs in this process's affinity mask (its CPUs "
+                    "where the topology is unreadable), ceil(cgroup CPU quota))"}
 
 
 def usable_cpus() -> int:

@@ -90,9 +90,12 @@ def test_every_runner_gets_the_cpus_this_process_may_use(tiny_checkpoint, data_f
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
     assert proc.returncode == 0, proc.stderr
-    environment = json.loads(out.read_text())["environment"]
+    doc = json.loads(out.read_text())
+    environment = doc["environment"]
     assert environment["threads"]["affinity_cpus"] == 1 and environment["threads"]["threads"] == 1
     assert environment["torch_threads"] == 1
+    reference, built = doc["runs"]  # as each runtime reports it
+    assert reference["runtime"]["intra_op_threads"] == built["runtime"]["intra_op_threads"] == 1
     assert "1 of " in proc.stdout.splitlines()[-1]  # the CPU line under the table
 
 
@@ -226,3 +229,17 @@ def test_ctrl_c_during_a_cold_build_is_one_line_for_the_whole_process_group(tmp_
     assert lines[-1] == "bert_tiny: interrupted; no partial build or results file was left behind"
     assert len(lines) == 2 and lines[0].startswith("bert_tiny: models/bert-tiny-sst2 on "), err
     assert not list((cache / "tmp").iterdir()) and not list((cache / "entries").glob("ov-*"))
+
+
+def test_hyper_threads_of_one_core_count_once(tmp_path):
+    """torch and OpenVINO default to a thread per physical core: so does the shared count."""
+    from common.cpu import physical_cores
+
+    for cpu, (package, core) in enumerate([(0, 0), (0, 0), (0, 1), (0, 1), (1, 0)]):
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text(f"{package}\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    assert physical_cores({0, 1, 2, 3, 4}, tmp_path) == 3  # two sockets' core 0 are two cores
+    assert physical_cores({0, 1}, tmp_path) == 1 and physical_cores({1, 2}, tmp_path) == 2
+    assert physical_cores({0, 7}, tmp_path) is None  # cpu7's topology is missing
