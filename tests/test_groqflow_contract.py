@@ -422,3 +422,10 @@ def test_contract_the_label_is_what_groqit_compiled_not_the_request(
     assert groqflow["groqit"][0]["num_chips"] == 4
     built = json.loads(out.read_text())["runs"][1]
     assert (built["name"], built["device"]) == ("groqflow-fp16-8chip", "groqchip x8")
+
+
+def test_contract_device_cuda_never_picks_groqflow(groqflow, tiny_checkpoint, data_file, cache_dir,
+                                                  capsys):
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--device", "cuda") in (0, 2)
+    assert groqflow["groqit"] == []
+    assert "GroqFlow not usable: --device cuda asks for a GPU" in capsys.readouterr().err

@@ -74,3 +74,23 @@ def test_a_precision_onnxruntime_does_not_build_on_the_cpu_is_one_clear_line():
     with pytest.raises(UserError, match=r"^onnxruntime builds fp32 on cpu, not bf16$"):
         ort_backend.check_options(BuildOptions(precision="bf16"))
     ort_backend.check_options(BuildOptions(precision="int8"))  # INT8 builds on the CPU
+
+
+def test_a_cuda_session_that_landed_on_the_cpu_is_refused_not_labelled_cuda(monkeypatch, tmp_path):
+    """onnxruntime-gpu with a missing CUDA or cuDNN library quietly runs on the CPU provider: the
+    providers the session really got are read back."""
+    import onnxruntime
+
+    from common.errors import UserError
+
+    class SessionWithoutCuda:
+        def __init__(self, path, options, providers):
+            assert providers[0] == "CUDAExecutionProvider"
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", SessionWithoutCuda)
+    with pytest.raises(UserError, match=r"^--device cuda: ONNX Runtime could not start its CUDA "
+                                        r"provider .* would run on CPUExecutionProvider$"):
+        ort_backend.make_session(tmp_path / "model.onnx", "cuda")
