@@ -1,17 +1,21 @@
-"""Throughput of every runner against PyTorch eager, in one run, on SST-2-shaped sentences.
+"""Every runner against PyTorch eager, in one run: speed and, on a real checkpoint, accuracy and
+agreement.
 
-BERT-tiny and BERT-base shapes with random weights (speed does not depend on the weights), batches
-cut exactly as the proof points cut them. Prints sentences/s (median of the rounds, with min–max),
-the ratio to PyTorch eager, and the achieved GFLOP/s as a share of this machine's matrix-multiply
-rate at the runner's precision (fp32, bf16, int8), measured in the same run.
+Default: BERT-tiny and BERT-base shapes with random weights (speed does not depend on the weights)
+on SST-2's sentences (../shared; synthetic ones with its length distribution otherwise).
+`--model DIR --dataset FILE`: one real checkpoint on its data, so every runner also has its
+accuracy and its agreement with eager. Every runner is built by the product's backends
+(`backend.build`; the two measured alternatives to ONNX Runtime's default, its graph unoptimised and
+its offline BERT fusions, are recipe overrides), timed with `evaluate.measure` (the runners take
+turns each round) and scored with `evaluate.run_metrics`. Also this machine's matrix-multiply rate
+per precision (fp32, bf16, int8), measured in the same run, and each runner's achieved GFLOP/s as
+a share of the rate at its precision.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -20,28 +24,41 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from bench.report import rows_table  # noqa: E402
 from common.backends import onnxruntime as ort_backend  # noqa: E402
 from common.backends import openvino as ov_backend  # noqa: E402
 from common.backends.base import BuildOptions, Calibration, Runner  # noqa: E402
 from common.backends.torch_ref import reference_runner  # noqa: E402
-from common.batching import Encoded, make_batches  # noqa: E402
+from common.batching import Encoded, make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
-from common.checkpoints import Checkpoint, weights_digest  # noqa: E402
-from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.evaluate import measure  # noqa: E402
-from common.export import export_onnx  # noqa: E402
+from common.calibration import draw_calibration, draw_indices  # noqa: E402
+from common.checkpoints import Checkpoint, load_checkpoint, weights_digest  # noqa: E402
+from common.cpu import cpu_info, cpu_summary, usable_cpus  # noqa: E402
+from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
 from common.files import write_atomic  # noqa: E402
+from common.provenance import started  # noqa: E402
+from common.paths import SHARED  # noqa: E402
+from common.sst2 import load_examples  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
           "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)}
-RUNNERS = ("pytorch-eager", "pytorch-bf16", "ort-fp32", "ort-fp32-optimized", "ort-fp32-fused",
-           "ort-int8-static", "ort-int8-dynamic", "openvino-fp32", "openvino-bf16", "openvino-int8",
-           "openvino-int8+bf16")
+# name -> (backend, build options): what the proof points build, and two measured alternatives
+BUILDS = {
+    "ort-fp32": (ort_backend, BuildOptions(recipe=(("optimize_session", False),))),
+    "ort-fp32-optimized": (ort_backend, BuildOptions()),
+    "ort-fp32-fused": (ort_backend, BuildOptions(recipe=(("fuse_fp32", True),))),
+    "ort-int8-static": (ort_backend, BuildOptions(precision="int8", quantization="static")),
+    "ort-int8-dynamic": (ort_backend, BuildOptions(precision="int8", quantization="dynamic")),
+    "openvino-fp32": (ov_backend, BuildOptions(precision="fp32")),
+    "openvino-bf16": (ov_backend, BuildOptions(precision="bf16")),
+    "openvino-int8": (ov_backend, BuildOptions(precision="int8")),
+    "openvino-int8+bf16": (ov_backend, BuildOptions(precision="int8", remainder="bf16")),
+}
+RUNNERS = ("pytorch-eager", "pytorch-bf16", *BUILDS)
 VOCAB = 30522
+CALIBRATION_SAMPLES = 1000
 
 
 def sentences(max_length: int, seed: int) -> tuple[Encoded, Encoded, str]:
@@ -51,10 +68,6 @@ def sentences(max_length: int, seed: int) -> tuple[Encoded, Encoded, str]:
     tokenizer_dir = SHARED / "models/bert-tiny-sst2"
     if validation.is_file() and train.is_file() and tokenizer_dir.is_dir():
         from transformers import AutoTokenizer
-
-        from common.batching import tokenize
-        from common.calibration import draw_indices
-        from common.sst2 import load_examples
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         evaluation = tokenize(tokenizer, load_examples(str(validation)).sentences, max_length)
@@ -114,6 +127,7 @@ def gemm_rates(n: int = 2048, repeats: int = 10) -> dict[str, float | None]:
 
 
 def row_precision(runner: str) -> str:
+    """The precision whose matrix-multiply rate bounds the runner (INT8's float remainder aside)."""
     return "int8" if "int8" in runner else "bf16" if "bf16" in runner else "fp32"
 
 
@@ -121,11 +135,6 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _plain(name: str, predict) -> Runner:
-    return Runner(name=name, backend="bench", device="cpu", precision=row_precision(name),
-                  predict=predict)
 
 
 def pytorch_bf16(model: torch.nn.Module) -> Runner:
@@ -136,148 +145,105 @@ def pytorch_bf16(model: torch.nn.Module) -> Runner:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return fp32(batch).astype(np.float32)
 
-    return _plain("pytorch-bf16", predict)
+    return Runner(name="pytorch-bf16", backend="pytorch", device="cpu", precision="bf16",
+                  predict=predict, runtime=fp32.runtime)
 
 
-def build_runners(shape: str, checkpoint: Checkpoint, batches, calibration: Encoded, folder: Path,
+def build_runners(checkpoint: Checkpoint, example, calibration: Calibration, cache: BuildCache,
                   only: set[str]) -> dict[str, Runner]:
-    """pytorch-eager: the reference. ort-fp32: the export run as stored (no graph optimisation).
-    ort-fp32-optimized, ort-int8-*, openvino-*: what the proof points build. ort-fp32-fused: ORT's
-    offline BERT fusions of the export (what the default would be if the fusions paid here)."""
+    """pytorch-eager: the reference. The rest through the backends' own build."""
     runners = {}
     if "pytorch-eager" in only:
         runners["pytorch-eager"] = reference_runner(checkpoint.model)
     if "pytorch-bf16" in only:
         runners["pytorch-bf16"] = pytorch_bf16(checkpoint.model)
-    exported = folder / f"{shape}-exported.onnx"
-    export_onnx(checkpoint.model, batches.inputs[0], exported)
-    if "ort-fp32" in only:
-        runners["ort-fp32"] = _plain("ort-fp32", ort_backend.make_session(exported, optimize=False)[0])
-    if "ort-fp32-fused" in only:
-        fused = folder / f"{shape}-fused.onnx"
-        ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
-        runners["ort-fp32-fused"] = _plain("ort-fp32-fused", ort_backend.make_session(fused)[0])
-    cache = BuildCache(folder / "cache")
-    calib = Calibration(source="benchmark", seed=0, indices=np.arange(len(calibration)),
-                        encoded=calibration, requested=len(calibration))
-    for name, backend, options in (
-            ("ort-fp32-optimized", ort_backend, BuildOptions()),
-            ("ort-int8-static", ort_backend, BuildOptions(precision="int8", quantization="static")),
-            ("ort-int8-dynamic", ort_backend, BuildOptions(precision="int8", quantization="dynamic")),
-            ("openvino-fp32", ov_backend, BuildOptions(precision="fp32")),
-            ("openvino-bf16", ov_backend, BuildOptions(precision="bf16")),
-            ("openvino-int8", ov_backend, BuildOptions(precision="int8")),
-            ("openvino-int8+bf16", ov_backend, BuildOptions(precision="int8", remainder="bf16"))):
+    bf16_here = any(c.precision == "bf16" for c in ov_backend.candidates("cpu", None))
+    for name, (backend, options) in BUILDS.items():
         if name not in only:
             continue
-        wants_bf16 = "bf16" in (options.precision, options.remainder)
-        if wants_bf16 and not any(c.precision == "bf16" for c in ov_backend.candidates("cpu", None)):
-            print(f"{name}: skipped, this CPU has no bf16", file=sys.stderr)
+        if "bf16" in (options.precision, options.remainder) and not bf16_here:
+            print(f"{name}: skipped, OpenVINO compiles no bf16 on this CPU", file=sys.stderr)
             continue
-        runners[name] = backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
-                                      calibration=calib)
+        runners[name] = backend.build(checkpoint, example, options=options, cache=cache,
+                                      calibration=calibration)
     return runners
 
 
-def profile_ops(model_path: Path, batches, folder: Path) -> dict[str, float]:
-    """Share of ONNX Runtime's kernel time per operator type, graph optimised at load."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = os.cpu_count() or 1
-    so.enable_profiling = True
-    so.profile_file_prefix = str(folder / f"profile-{model_path.stem}")
-    session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-    for batch in batches.inputs:
-        session.run(None, batch)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    totals: dict[str, float] = {}
-    for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            op = event["args"]["op_name"]
-            totals[op] = totals.get(op, 0.0) + event["dur"]
-    whole = sum(totals.values())
-    return {op: t / whole for op, t in sorted(totals.items(), key=lambda kv: -kv[1])}
-
-
-def pass_seconds(runners: dict[str, Runner], batches, rounds: int) -> dict[str, list[float]]:
-    """Seconds of every pass per runner, after one untimed pass (OpenVINO compiles per input
-    shape on first sight); the runners take turns each round (evaluate.measure)."""
-    for runner in runners.values():
-        runner.run_all(batches.inputs)
-    timings = measure([(runner, batches, None) for runner in runners.values()], batches.count,
-                      rounds)
-    return {name: timing.round_seconds for name, timing in zip(runners, timings)}
-
-
-def rows_table(rows: list[dict]) -> str:
-    """Markdown, as the README shows it."""
-    lines = ["| model | runner | sentences/s (min–max) | × eager (min–max) | GFLOP/s "
-             "| share of the GEMM rate at its precision |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        ratio = (f"{r['ratio_to_eager']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})"
-                 if r["ratio_to_eager"] else "-")
-        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
-        lines.append(f"| {r['model']} | {r['runner']} | {r['throughput']:.0f} "
-                     f"({r['throughput_range'][0]:.0f}–{r['throughput_range'][1]:.0f}) | {ratio} "
-                     f"| {r['gflops']:.0f} | {share} |")
-    return "\n".join(lines)
+def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibration: Calibration,
+                  cache: BuildCache, only: set[str], rounds: int, gemm: dict) -> list[dict]:
+    """Each runner's accuracy pass (after a warm-up batch), then the runners timed in turns;
+    run_metrics against pytorch-eager. Accuracy only where the labels mean something."""
+    runners = build_runners(checkpoint, batches.inputs[0], calibration, cache, only)
+    evaluations = {name: evaluate(runner, batches) for name, runner in runners.items()}
+    timings = dict(zip(runners, measure([(r, batches, None) for r in runners.values()],
+                                        batches.count, rounds)))
+    flops = encoder_flops(checkpoint.model.config, batches)
+    eager = "pytorch-eager" if "pytorch-eager" in runners else None
+    rows = []
+    for name, evaluation in evaluations.items():
+        role = "reference" if name == eager else "built"
+        row = run_metrics(evaluation, timings[name], labels if labels is not None else
+                          np.zeros(batches.count, np.int64), role,
+                          evaluations[eager] if eager and role == "built" else None,
+                          timings[eager] if eager and role == "built" else None)
+        seconds_per_pass = batches.count / row["throughput"]["median"]
+        ceiling = gemm[row_precision(name)]
+        row.update(model=model, runner=name, precision=row_precision(name),
+                   accuracy=row["accuracy"] if labels is not None else None,
+                   gflops=flops / seconds_per_pass / 1e9,
+                   gemm_share=flops / seconds_per_pass / 1e9 / ceiling if ceiling else None)
+        rows.append(row)
+    return rows
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--models", default="tiny,base", help="comma-separated: tiny, base")
+    p.add_argument("--models", default="tiny,base",
+                   help="comma-separated random-weight shapes: tiny, base (without --model)")
+    p.add_argument("--model", metavar="DIR", help="a real checkpoint instead of the random shapes")
+    p.add_argument("--dataset", metavar="FILE", default=str(SHARED / "data/sst2/validation.tsv"),
+                   help="its evaluation data (with --model)")
+    p.add_argument("--calibration-dataset", metavar="FILE",
+                   default=str(SHARED / "data/sst2/train.tsv"),
+                   help=f"training data for the INT8 builds' {CALIBRATION_SAMPLES} samples (with --model)")
     p.add_argument("--runners", default=",".join(RUNNERS), help="comma-separated subset of " + ", ".join(RUNNERS))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3,
                    help="timed passes per runner (the median counts; min–max shown)")
-    p.add_argument("--profile", action="store_true",
-                   help="also print ONNX Runtime's time per operator type (fp32 graphs)")
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args(argv)
-    torch.set_num_threads(os.cpu_count() or 1)
-    evaluation, calibration, source = sentences(128, seed=0)
+    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    only = set(args.runners.split(","))
+    if args.model:
+        checkpoint = load_checkpoint(args.model)
+        examples = load_examples(args.dataset)
+        evaluation = tokenize(checkpoint.tokenizer, examples.sentences, 128)
+        calibration = draw_calibration(args.calibration_dataset, None, 0, CALIBRATION_SAMPLES,
+                                       checkpoint.tokenizer, 128, examples.sentences)
+        models, labels, source = [(args.model, checkpoint)], examples.labels, args.dataset
+    else:
+        evaluation, encoded, source = sentences(128, seed=0)
+        calibration = Calibration(source="benchmark", seed=0, indices=np.arange(len(encoded)),
+                                  encoded=encoded, requested=len(encoded))
+        models = [(shape, random_checkpoint(shape)) for shape in args.models.split(",")]
+        labels = None
     batches = make_batches(evaluation, args.batch_size)
     gemm = gemm_rates()
     rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in gemm.items())
     print(f"sentences: {len(evaluation)} ({source}), batch size {args.batch_size}, "
           f"{args.rounds} rounds; GEMM 2048^3 (GFLOP/s, GOP/s for int8): {rates}\n{cpu_summary()}")
-    rows, profiles = [], {}
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for shape in args.models.split(","):
-            checkpoint = random_checkpoint(shape)
-            runners = build_runners(shape, checkpoint, batches, calibration, Path(tmp),
-                                    set(args.runners.split(",")))
-            seconds = pass_seconds(runners, batches, args.rounds)
-            flops = encoder_flops(checkpoint.model.config, batches)
-            if args.profile:
-                for graph in ("exported", "fused"):
-                    path = Path(tmp) / f"{shape}-{graph}.onnx"
-                    if path.exists():
-                        profiles[f"{shape} {graph}"] = profile_ops(path, batches, Path(tmp))
-            eager = seconds.get("pytorch-eager")
-            for name, passes in seconds.items():
-                median = statistics.median(passes)
-                ceiling = gemm[row_precision(name)]
-                ratios = [e / s for e, s in zip(eager, passes)] if eager else []
-                rows.append({"model": shape, "runner": name, "precision": row_precision(name),
-                             "throughput": len(evaluation) / median,
-                             "throughput_range": [len(evaluation) / max(passes),
-                                                  len(evaluation) / min(passes)],
-                             "ratio_to_eager": statistics.median(ratios) if ratios else None,
-                             "ratio_range": [min(ratios), max(ratios)] if ratios else None,
-                             "gflops": flops / median / 1e9,
-                             "gemm_share": flops / median / 1e9 / ceiling if ceiling else None,
-                             "seconds": passes})
+        cache = BuildCache(Path(tmp))
+        for model, checkpoint in models:
+            rows += measured_rows(model, checkpoint, batches, labels, calibration, cache, only,
+                                  args.rounds, gemm)
     print(rows_table(rows))
-    for shape, shares in profiles.items():
-        top = ", ".join(f"{op} {100 * share:.1f}%" for op, share in list(shares.items())[:6])
-        print(f"profile {shape} graph, kernel time: {top}")
     if args.json:
-        write_atomic(Path(args.json), json.dumps({
+        write_atomic(Path(args.json), json.dumps({**provenance,
             "gemm_rates": gemm, "rows": rows, "sentences": source, "batch_size": args.batch_size,
-            "rounds": args.rounds, "op_time_shares": profiles, "cpu": cpu_info(),
-            "platform": platform.platform(),
+            "rounds": args.rounds, "model": args.model, "cpu": cpu_info(),
+            "threads": usable_cpus(), "platform": platform.platform(),
             "versions": {**ort_backend.library_versions(), **ov_backend.library_versions()}},
             indent=2) + "\n")
     return 0

@@ -15,12 +15,11 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from common.paths import ROOT, SHARED  # noqa: E402
 from common.cpu import cpu_info  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 MINILM = ["--model", "../shared/models/minilm-l6-sst2",  # relative to ROOT, where they run
           "--dataset", "../shared/data/sst2/validation.tsv"]
 TRAIN = ["--calibration-dataset", "../shared/data/sst2/train.tsv"]
@@ -34,6 +33,7 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "quantize-int8-fp32.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "openvino",
                                 "--precision", "int8+fp32"],
     "benchmark.json": ["bench/benchmark.py"],
+    "benchmark-minilm.json": ["bench/benchmark.py", *MINILM, *TRAIN],
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
     "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
     "ov-buckets.json": ["bench/ov_buckets.py"],

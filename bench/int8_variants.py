@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from common.paths import SHARED  # noqa: E402
+from bench.report import variants_table  # noqa: E402
 from common.backends import backend_module  # noqa: E402
 from common.backends.base import BuildOptions  # noqa: E402
 from common.backends.torch_ref import reference_runner  # noqa: E402
@@ -27,11 +27,11 @@ from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.evaluate import evaluate, measure  # noqa: E402
+from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
 from common.files import write_atomic  # noqa: E402
+from common.provenance import started  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 # (label, quantization, recipe overrides); the first of each backend is its default
 VARIANTS = {
     "onnxruntime": [
@@ -56,19 +56,6 @@ VARIANTS = {
 }
 
 
-def variants_table(rows: list[dict]) -> str:
-    """Markdown, as the README shows it."""
-    lines = ["| variant | accuracy | Δ points | agreement | × PyTorch fp32 (min–max) | build s | MB |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        s = r["speedup"]
-        lines.append(f"| {r['variant']} | {r['accuracy']:.4f} | {r['delta_points']:+.2f} | "
-                     f"{r['agreement']:.4f} | {s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f}) | "
-                     f"{'' if r['build_seconds'] is None else format(r['build_seconds'], '.1f')} | "
-                     f"{'' if r['megabytes'] is None else format(r['megabytes'], '.1f')} |")
-    return "\n".join(lines)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--backend", choices=tuple(VARIANTS), default="openvino")
@@ -81,6 +68,7 @@ def main() -> int:
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON (bench/report.py)")
     args = p.parse_args()
+    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     backend = backend_module(args.backend)
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
@@ -104,26 +92,23 @@ def main() -> int:
             rows.append((label, evaluate(runner, batches), runner, time.perf_counter() - start, size))
         timings = measure([(runner, batches, None) for _, _, runner, _, _ in rows],
                           len(examples.sentences), args.rounds)
-        seconds = {row[0]: timing.round_seconds for row, timing in zip(rows, timings)}
-    base_seconds = seconds[rows[0][0]]
-    base_accuracy = (rows[0][1].predictions == examples.labels).mean()
+    (_, reference_evaluation, _, _, _), reference_timing = rows[0], timings[0]
+    base = run_metrics(reference_evaluation, reference_timing, examples.labels, "reference")
     table = []
-    for label, evaluation, _, build_seconds, size in rows:
-        ratios = [b / s for b, s in zip(base_seconds, seconds[label])]
-        table.append({
-            "variant": label,
-            "accuracy": float((evaluation.predictions == examples.labels).mean()),
-            "delta_points": float(100 * ((evaluation.predictions == examples.labels).mean()
-                                         - base_accuracy)),
-            "agreement": float((evaluation.predictions == rows[0][1].predictions).mean()),
-            "speedup": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
-            "build_seconds": build_seconds, "megabytes": None if size is None else size / 1e6})
+    for (label, evaluation, _, build_seconds, size), timing in zip(rows, timings):
+        metrics = run_metrics(evaluation, timing, examples.labels, "built", reference_evaluation,
+                              reference_timing)
+        table.append({"variant": label, "accuracy": metrics["accuracy"],
+                      "delta_points": 100 * (metrics["accuracy"] - base["accuracy"]),
+                      "agreement": metrics["agreement"], "speedup": metrics["speedup"],
+                      "build_seconds": build_seconds,
+                      "megabytes": None if size is None else size / 1e6})
     print(f"\n{args.backend}, {args.model}: {len(examples.sentences)} sentences, "
           f"{len(calibration.indices)} calibration samples (seed {args.seed}), median of "
           f"{args.rounds} rounds\n{cpu_summary()}")
     print(variants_table(table))
     if args.json:
-        write_atomic(Path(args.json), json.dumps({
+        write_atomic(Path(args.json), json.dumps({**provenance,
             "backend": args.backend, "model": args.model, "dataset": args.dataset,
             "calibration_samples": len(calibration.indices), "seed": args.seed,
             "rounds": args.rounds, "cpu": cpu_info(), "versions": backend.library_versions(),

@@ -18,20 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from common.paths import SHARED  # noqa: E402
+from bench.report import buckets_table  # noqa: E402
 from common.backends import openvino as ov_backend  # noqa: E402
 from common.backends.base import BuildOptions  # noqa: E402
-from common.batching import Batch, make_batches, tokenize  # noqa: E402
+from common.batching import Batch, Batches, make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
+from common.evaluate import measure  # noqa: E402
 from common.files import write_atomic  # noqa: E402
+from common.provenance import started  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 
 
 def padded(batch: Batch, bucket: int) -> Batch:
@@ -50,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args(argv)
+    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
@@ -60,42 +63,28 @@ def main(argv=None) -> int:
         cache = BuildCache(Path(tmp))
         floats = [c.precision for c in ov_backend.candidates("cpu", None)]
         for precision in ("bf16" if "bf16" in floats else "fp32", "int8"):
-            built = ov_backend.build(checkpoint, batches.inputs[0], cache=cache,
-                                     options=BuildOptions(precision=precision),
-                                     calibration=calibration if precision == "int8" else None)
-            ir = next(Path(tmp, "entries").glob(f"ov-{'int8' if precision == 'int8' else 'float'}-*"))
             for bucket in map(int, args.buckets.split(",")):
-                inputs = [padded(batch, bucket) for batch in batches.inputs]
-                compiled = ov_backend.compile_ir(ir / ov_backend.IR_FILE,
-                                                 built.facts["inference_precision"])
-                predict_many = ov_backend.pass_predictor(
-                    compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+                # each build() compiles afresh (the IR comes from the cache): a first pass that
+                # meets every width for the first time
+                built = ov_backend.build(checkpoint, batches.inputs[0], cache=cache,
+                                         options=BuildOptions(precision=precision),
+                                         calibration=calibration if precision == "int8" else None)
+                inputs = Batches(inputs=[padded(batch, bucket) for batch in batches.inputs],
+                                 rows=batches.rows, count=batches.count)
                 start = time.perf_counter()
-                predict_many(inputs)
+                built.run_all(inputs.inputs)
                 first = time.perf_counter() - start
-                later = []
-                for _ in range(args.rounds):
-                    start = time.perf_counter()
-                    predict_many(inputs)
-                    later.append(time.perf_counter() - start)
+                (later,) = measure([(built, inputs, None)], len(examples.sentences), args.rounds)
                 rows.append({"build": precision, "bucket": bucket,
-                             "widths": len({b["input_ids"].shape[1] for b in inputs}),
+                             "widths": len({b["input_ids"].shape[1] for b in inputs.inputs}),
                              "first_pass": len(examples.sentences) / first,
-                             "later_passes": len(examples.sentences) / statistics.median(later)})
+                             "later_passes": statistics.median(later.throughputs())})
     print(cpu_summary())
-    print(table(rows))
+    print(buckets_table(rows))
     if args.json:
-        write_atomic(Path(args.json), json.dumps({"model": args.model, "cpu": cpu_info(),
+        write_atomic(Path(args.json), json.dumps({**provenance, "model": args.model, "cpu": cpu_info(),
                                                   "rounds": args.rounds, "rows": rows}, indent=2) + "\n")
     return 0
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| build | width bucket | widths | first pass, sent/s | later passes (median), sent/s |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['build']} | {r['bucket']} | {r['widths']} | {r['first_pass']:.0f} | "
-              f"{r['later_passes']:.0f} |" for r in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,35 @@
 """The README's measured figures, regenerated from the JSON files of `bench/figures.py` runs, one
-folder per machine.
+folder per machine: Markdown tables, and with --plots the charts (bench/charts.py).
 
     python bench/report.py bench/results/<run>...              # print the tables (Markdown)
-    python bench/report.py bench/results/<run>... --readme README.md   # rewrite README's block
+    python bench/report.py bench/results/<run>... --plots bench/results/plots --readme README.md
 
-Every number between README's `figures` markers comes from these files; nothing is typed by hand.
+Every number between README's `figures` markers, and every point of the charts, comes from these
+files; nothing is typed by hand. Reading JSON and writing Markdown needs no ML library: this module
+and the ones it imports load none (the measuring scripts import their tables from here).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from bench.benchmark import rows_table  # noqa: E402
-from bench.int8_variants import variants_table  # noqa: E402
-from bench.ov_buckets import table as bucket_table  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.files import write_atomic  # noqa: E402
-from common.report import spread_cell  # noqa: E402
+from common.results import spread_cell  # noqa: E402
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 PROOF_POINTS = ("tiny.json", "base.json", "base-fp32.json", "quantize.json", "quantize-ort.json",
                 "quantize-int8-fp32.json")
+BENCHMARKS = ("benchmark-minilm.json", "benchmark.json")  # a real checkpoint; random weights
+
+
+def commit_shown(commit: str) -> str:
+    return commit[:12] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
 
 
 def _load(folder: Path, name: str) -> dict | None:
@@ -100,35 +105,130 @@ def trial_cost_line(doc: dict) -> str:
             f"{'from the cache, no trial' if second['choice']['cached'] else 'measured again'}.")
 
 
+def _cell(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def benchmark_row(row: dict) -> dict:
+    """A row of bench/benchmark.py's JSON: run_metrics' entry with the benchmark's fields. Files made
+    before the benchmark used run_metrics hold the same figures under other keys."""
+    if "ratio_to_eager" not in row:
+        return row
+    (low, high), ratio = row["throughput_range"], row["ratio_to_eager"]
+    return {**row, "accuracy": None, "agreement": None,
+            "throughput": {"median": row["throughput"], "min": low, "max": high},
+            "speedup": None if row["runner"] == "pytorch-eager" or ratio is None else
+            {"median": ratio, "min": row["ratio_range"][0], "max": row["ratio_range"][1]}}
+
+
+def rows_table(rows: list[dict]) -> str:
+    """bench/benchmark.py's rows, Markdown."""
+    lines = ["| model | runner | accuracy | agreement | sentences/s (min–max) | × eager (min–max) "
+             "| GFLOP/s | ÷ torch's GEMM rate at its precision |", "|---|---|---|---|---|---|---|---|"]
+    for r in map(benchmark_row, rows):
+        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
+        lines.append(f"| {Path(r['model']).name} | {r['runner']} | {_cell(r['accuracy'], '.4f')} "
+                     f"| {_cell(r['agreement'], '.4f')} | {spread_cell(r['throughput'], '.0f')} "
+                     f"| {spread_cell(r['speedup'], '.2f')} | {r['gflops']:.0f} | {share} |")
+    return "\n".join(lines)
+
+
+def variants_table(rows: list[dict]) -> str:
+    """bench/int8_variants.py's rows, Markdown."""
+    lines = ["| variant | accuracy | Δ points | agreement | × PyTorch fp32 (min–max) | build s | MB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['accuracy']:.4f} | {r['delta_points']:+.2f} | "
+                     f"{r['agreement']:.4f} | {spread_cell(r['speedup'], '.2f')} | "
+                     f"{_cell(r['build_seconds'], '.1f')} | {_cell(r['megabytes'], '.1f')} |")
+    return "\n".join(lines)
+
+
+def buckets_table(rows: list[dict]) -> str:
+    """bench/ov_buckets.py's rows, Markdown."""
+    lines = ["| build | width bucket | widths | first pass, sent/s | later passes (median), sent/s |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['build']} | {r['bucket']} | {r['widths']} | {r['first_pass']:.0f} | "
+              f"{r['later_passes']:.0f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def benchmark_table(doc: dict) -> str:
     rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in doc["gemm_rates"].items())
-    lines = [f"GEMM 2048³ measured in the same run (GFLOP/s; GOP/s for int8): {rates}. Sentences: "
-             f"{doc['sentences']}, batch {doc['batch_size']}, median of {doc['rounds']} rounds.", "",
+    weights = (f"checkpoint {Path(doc['model']).name}" if doc.get("model") else
+               "random weights (speed only)")
+    measured = f"Project commit `{commit_shown(doc['git_commit'])}`. " if "git_commit" in doc else ""
+    lines = [f"{measured}GEMM 2048³ measured in the same run (GFLOP/s; GOP/s for int8): {rates}. Sentences: "
+             f"{doc['sentences']}, {weights}, batch {doc['batch_size']}, median of "
+             f"{doc['rounds']} rounds.", "",
              rows_table(doc["rows"])]
     return "\n".join(lines)
 
 
-def render(folder: Path) -> str:
-    docs = [doc for doc in (_load(folder, name) for name in PROOF_POINTS) if doc]
+def proof_points(folder: Path) -> dict[str, dict]:
+    """The folder's proof-point files by name, in PROOF_POINTS order."""
+    docs = {name: doc for name, doc in ((n, _load(folder, n)) for n in PROOF_POINTS) if doc}
     if not docs:
         raise SystemExit(f"no proof-point JSON files in {folder}")
+    return docs
+
+
+def draw(folders: list[Path], plots: Path) -> dict[str, Path]:
+    """One chart per folder (and one across them, given several), from the JSON files only:
+    {folder name, or "cpus"} -> chart file."""
+    from bench import charts  # matplotlib: only when charts are asked for
+
+    drawn = {}
+    for folder in folders:
+        docs = proof_points(folder)
+        points = [charts.proof_point(name, doc) for name, doc in docs.items()]
+        benchmarks = [doc for doc in (_load(folder, name) for name in BENCHMARKS) if doc]
+        for doc in benchmarks:
+            points += charts.benchmark_points(doc)
+        measured = ", ".join(["the proof points"] + [
+            f"bench/benchmark.py on {Path(doc['model']).name}" for doc in benchmarks
+            if doc.get("model")])
+        drawn[folder.name] = plots / f"{folder.name}.png"
+        charts.cpu_chart(points, charts.cpu_title(next(iter(docs.values()))),
+                         f"{folder.name}: {measured}", drawn[folder.name])
+    if len(folders) > 1:
+        drawn["cpus"] = plots / "cpus.png"
+        charts.cross_cpu_chart([(f.name, proof_points(f)) for f in folders], drawn["cpus"])
+    return drawn
+
+
+def relative(path: Path) -> str:
+    """The path as README.md (in the repository's root) names it."""
+    return Path(os.path.relpath(path.resolve(), ROOT)).as_posix()
+
+
+def image(path: Path, caption: str) -> str:
+    return f"![{caption}]({relative(path)})"
+
+
+def render(folder: Path, chart: Path | None = None) -> str:
+    docs = list(proof_points(folder).values())
     first = docs[0]
-    commit = first["git_commit"]
-    commit = commit[:12] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
+    commit = commit_shown(first["git_commit"])
     parts = [f"### {first['environment']['cpu']} ({folder.name})", "",
              f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, project commit "
-             f"`{commit}`, files in `{folder.relative_to(ROOT)}`. Machine: "
-             f"{machine(first)}.", "", "#### The proof points", "", proof_points_table(docs)]
+             f"`{commit}`, files in `{relative(folder)}`. Machine: "
+             f"{machine(first)}.", ""]
+    if chart is not None:
+        parts += [image(chart, f"every runner measured on {folder.name}: speed against "
+                               "agreement"), ""]
+    parts += ["#### The proof points", "", proof_points_table(docs)]
     trials = trial_table(docs)
     if trials:
         parts += ["", "#### What `auto` measured (the trial of each proof point above)", "", trials]
     cost = _load(folder, "trial-cost.json")
     if cost:
         parts += ["", trial_cost_line(cost)]
-    bench = _load(folder, "benchmark.json")
-    if bench:
-        parts += ["", "#### Every runner against PyTorch eager (`bench/benchmark.py`)", "",
-                  benchmark_table(bench)]
+    for name in BENCHMARKS:
+        bench = _load(folder, name)
+        if bench:
+            parts += ["", f"#### Every runner against PyTorch eager (`bench/benchmark.py`, {name})",
+                      "", benchmark_table(bench)]
     for backend in ("openvino", "onnxruntime"):
         variants = _load(folder, f"variants-{backend}.json")
         if variants:
@@ -140,7 +240,7 @@ def render(folder: Path) -> str:
     buckets = _load(folder, "ov-buckets.json")
     if buckets:
         parts += ["", "#### OpenVINO: padding widths to buckets (`bench/ov_buckets.py`)", "",
-                  bucket_table(buckets["rows"])]
+                  buckets_table(buckets["rows"])]
     return "\n".join(parts)
 
 
@@ -148,8 +248,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", type=Path, nargs="+", help="bench/results/<run> folders")
     p.add_argument("--readme", type=Path, help=f"rewrite the block between {BEGIN} and {END}")
+    p.add_argument("--plots", type=Path, metavar="DIR",
+                   help="draw the charts there (PNG), and show them in the README block")
     args = p.parse_args(argv)
-    text = "\n\n".join(render(folder.resolve()) for folder in args.folders)
+    folders = [folder.resolve() for folder in args.folders]
+    drawn = draw(folders, args.plots.resolve()) if args.plots else {}
+    sections = [render(folder, drawn.get(folder.name)) for folder in folders]
+    if "cpus" in drawn:
+        sections.insert(0, image(drawn["cpus"], "the proof points' speed-ups on each CPU"))
+    text = "\n\n".join(sections)
     if not args.readme:
         print(text)
         return 0

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from common.paths import ROOT  # noqa: E402
 from common.cpu import cpu_summary  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 

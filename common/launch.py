@@ -1,26 +1,14 @@
-"""What a proof-point script is, and its start: light enough to import before torch, so that
-Ctrl-C while the heavy libraries load still ends in one line."""
+"""A proof-point script's start: light enough to import before torch, so that Ctrl-C while the
+heavy libraries load still ends in one line."""
 from __future__ import annotations
 
 import os
 import signal
 import sys
 import warnings
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
-INTERRUPTED = "interrupted; no partial build or results file was left behind"
-
-
-@dataclass(frozen=True)
-class ProofPoint:
-    """What distinguishes one script from another."""
-    name: str
-    description: str
-    model: str  # default checkpoint, a hub id
-    num_chips: int
-    quantize: bool = False
-    bundled_model: Optional[str] = None  # folder in this repository used when the hub is unreachable
+from .spec import INTERRUPTED, ProofPoint
 
 
 def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:

@@ -19,11 +19,12 @@ from .errors import UserError
 from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
 from .flags import check_flags, seed
-from .launch import INTERRUPTED, ProofPoint
 from .mismatches import write_mismatches
 from .provenance import started
-from .report import environment, format_notes, format_table, write_json
-from .sources import ROOT, calibration_wanted, data_wanted, looks_local, model_wanted, resolve
+from .paths import ROOT
+from .results import environment, format_notes, format_table, write_json
+from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
+from .spec import INTERRUPTED, ProofPoint
 from .sst2 import load_examples
 from .trial import Choice, choose, int8_hint
 

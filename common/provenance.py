@@ -4,10 +4,8 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
-
-ROOT = Path(__file__).resolve().parents[1]
+from .paths import ROOT
 
 
 def git_commit() -> str:
@@ -34,5 +32,6 @@ def package_versions(*packages: str) -> dict[str, str]:
 
 
 def started(command: list[str]) -> dict:
+    """The command, the project's commit and the start time: a result file's first fields."""
     return {"command": command, "git_commit": git_commit(),
             "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -12,9 +12,9 @@ from typing import Optional
 
 from .errors import UserError
 from .hub import hub_problem
+from .paths import ROOT
 from .sst2 import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format, default_split, hub_id
 
-ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SST2 = {"validation": ROOT / "data" / "sst2" / "validation.tsv",
                 "train": ROOT / "data" / "sst2" / "train.tsv.xz"}
 UNREACHABLE = "the Hugging Face hub is unreachable"

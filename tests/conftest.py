@@ -22,9 +22,9 @@ os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="bert-proof-points-hf-home-")
 atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.paths import ROOT, SHARED  # noqa: E402
 
 WORDS = ("good great fine fun charming lovely bad awful dull boring terrible movie film story "
          "actors plot it is was a the and but not very , . ' s").split()

@@ -33,5 +33,35 @@ def test_benchmark_times_the_runners_it_is_asked_for(tmp_path):
          tmp_path)
     doc = json.loads(out.read_text())
     assert [r["runner"] for r in doc["rows"]] == ["pytorch-eager", "ort-int8-static", "openvino-fp32"]
-    assert [len(r["seconds"]) for r in doc["rows"]] == [2, 2, 2]
+    assert [len(r["round_seconds"]) for r in doc["rows"]] == [2, 2, 2]
     assert set(doc["gemm_rates"]) == {"fp32", "bf16", "int8"}
+    assert all(r["accuracy"] is None for r in doc["rows"])  # random weights: no accuracy to speak of
+
+
+def test_benchmark_on_a_checkpoint_scores_every_runner(tiny_checkpoint, data_file, train_file,
+                                                       tmp_path):
+    out = tmp_path / "b.json"
+    _run(["bench/benchmark.py", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
+          "--calibration-dataset", str(train_file), "--runners",
+          "pytorch-eager,ort-fp32,ort-fp32-optimized,ort-fp32-fused", "--rounds", "1",
+          "--json", str(out)], tmp_path)
+    eager, *built = json.loads(out.read_text())["rows"]
+    assert [r["runner"] for r in built] == ["ort-fp32", "ort-fp32-optimized", "ort-fp32-fused"]
+    assert eager["speedup"] is None and eager["agreement"] is None
+    # fp32 graphs, however ONNX Runtime optimises or fuses them: the reference's answers
+    assert all(r["agreement"] == 1.0 and r["accuracy"] == eager["accuracy"] for r in built)
+    assert all(r["speedup"]["median"] > 0 for r in built)
+
+
+@requires_openvino
+def test_bucket_benchmark_builds_through_the_backend(tiny_checkpoint, data_file, train_file,
+                                                     tmp_path):
+    out = tmp_path / "k.json"
+    _run(["bench/ov_buckets.py", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
+          "--calibration-dataset", str(train_file), "--buckets", "1,8", "--rounds", "1",
+          "--json", str(out)], tmp_path)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["bucket"], r["build"] == "int8") for r in rows] == [
+        (1, False), (8, False), (1, True), (8, True)]
+    assert all(r["widths"] >= 1 and r["first_pass"] > 0 for r in rows)
+    assert rows[1]["widths"] <= rows[0]["widths"]  # fewer (or as many) shapes once bucketed

@@ -53,7 +53,7 @@ def test_each_latency_is_named_for_what_was_measured_and_none_is_made_up():
 
 
 def test_a_busy_machine_is_said_under_the_table():
-    from common.report import format_notes
+    from common.results import format_notes
 
     labels = np.array([1, 0])
     evaluation = Evaluation(_runner("steady"), np.array([[0, 1], [1, 0]], np.float32), 1.0)

@@ -24,7 +24,11 @@ QUANTIZATIONS = ("static", "dynamic")
 MODEL_FILE = "model.onnx"
 FP32_FILE = "model-fp32.onnx"
 # what the build does beyond the user's options; in the cache key, so a change means a rebuild
-RECIPE = {"opset": OPSET, "fusions": "fp16 and dynamic int8 only", "recipe_version": 1}
+RECIPE = {"opset": OPSET, "fusions": "fp16 and dynamic int8; fp32 where fuse_fp32",
+          "recipe_version": 2}
+# settings a benchmark may override (BuildOptions.recipe): the measured alternatives to the default
+FLOAT_RECIPE = {"fuse_fp32": False,  # ORT's offline BERT fusions for fp32 (slower on our CPUs)
+                "optimize_session": True}  # False: the graph runs exactly as stored
 
 
 def available() -> tuple[bool, str]:
@@ -72,12 +76,12 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     relevant = {k: v for k, v in asdict(options).items()
                 if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
     int8 = options.precision == "int8"
-    recipe = {**RECIPE, **merged_recipe(_int8_recipe(options), options)}
+    recipe = {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
     key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,
                                 calibration if int8 and options.quantization == "static" else None)
     label = f"int8-{options.quantization}" if int8 else options.precision
     export = cached_export(checkpoint, example, cache)
-    if (options.device, options.precision) == ("cpu", "fp32"):
+    if (options.device, options.precision) == ("cpu", "fp32") and not recipe["fuse_fp32"]:
         # the export as it is: ONNX Runtime optimises it when the session loads
         cached, model, seconds = export, export.folder / EXPORT_FILE, export.seconds
     else:
@@ -86,7 +90,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
             lambda folder: _build(folder, export.folder / EXPORT_FILE, checkpoint.model.config,
                                   options, recipe, calibration))
         model, seconds = cached.folder / MODEL_FILE, export.seconds + cached.seconds
-    predict, runtime = make_session(model, options.device)
+    predict, runtime = make_session(model, options.device, recipe["optimize_session"])
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
                   precision="int8+fp32" if int8 else options.precision, predict=predict,
                   build_seconds=seconds, cache_hit=cached.hit, files=cached.file_sizes,
@@ -95,13 +99,15 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
 def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: dict,
            calibration: Calibration | None) -> dict:
-    """What measured fastest from the shared export (README, "Speed"). fp32 on the CPU is the export
-    as it is (not built here): ONNX Runtime's load-time optimisation of it ran about 9% faster than
-    its offline BERT fusions. The fusions are applied for fp16 on CUDA (fused attention kernels) and
-    where the INT8 recipe asks (dynamic INT8 quantizes the fused Attention too; static INT8 the
-    exported graph)."""
+    """What measured fastest from the shared export. fp32 on the CPU is the export as it is (not
+    built here, unless the recipe asks for fusions): ONNX Runtime's load-time optimisation of it ran
+    faster than its offline BERT fusions (bench/benchmark.py: ort-fp32-optimized against
+    ort-fp32-fused). The fusions are applied for fp16 on CUDA (fused attention kernels) and where
+    the INT8 recipe asks (dynamic INT8 quantizes the fused Attention too; static INT8 the exported
+    graph)."""
     int8 = options.precision == "int8"
-    fuse = options.precision == "fp16" or (int8 and recipe["fused_graph"])
+    fuse = options.precision == "fp16" or (int8 and recipe["fused_graph"]) or \
+        (options.precision == "fp32" and recipe["fuse_fp32"])
     stages = (["fuse"] if fuse else []) + (["quantise"] if int8 else [])
     float_model = folder / (FP32_FILE if int8 else MODEL_FILE) if fuse else exported
     facts: dict = {}

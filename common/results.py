@@ -1,4 +1,4 @@
-"""The printed table and the results JSON."""
+"""The printed table and notes, and the results JSON, of a proof-point run."""
 from __future__ import annotations
 
 import json
