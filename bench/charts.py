@@ -114,7 +114,7 @@ def cpu_chart(points: list[Point], title: str, subtitle: str, path: Path) -> int
     ax.set_ylabel("agreement with the reference (share of sentences)")
     fig.suptitle(f"{title}\n{subtitle}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    key.legend(*ax.get_legend_handles_labels(), loc="lower left", fontsize=8)  # off the points
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, **PNG)

@@ -1,9 +1,10 @@
 """Every measured figure in the README, in one command: runs the proof points and the benchmarks
 on this machine and writes their JSON files to bench/results/<date>-<cpu>/; then
-`python bench/report.py <folders> --readme README.md` rewrites README's tables from them.
+`python bench/report.py <folders> --plots bench/results/plots --readme README.md` rewrites README's
+tables and charts from them.
 
 Needs ../shared (the MiniLM SST-2 checkpoint and SST-2 train); BERT-tiny and the validation set are
-the bundled copies. Takes about 25 minutes on a 2-core machine.
+the bundled copies. Takes about 30 minutes on a 2-core machine.
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def main(argv=None) -> int:
                 command += ["--cache-dir", cache]  # cold builds, measured
             print(f"== {name}: {' '.join(command[1:])}", flush=True)
             subprocess.run(command, cwd=ROOT, check=True)
-    print(f"wrote {out}; now: python bench/report.py bench/results/* --readme README.md")
+    print(f"wrote {out}; now: python bench/report.py bench/results/<folders> "
+          "--plots bench/results/plots --readme README.md")
     return 0
 
 

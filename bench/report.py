@@ -58,29 +58,27 @@ def shown(command: list[str]) -> list[str]:
 
 
 def proof_points_table(docs: list[dict]) -> str:
-    lines = ["| command | built | reference accuracy | built accuracy | agreement | max \\|Δlogit\\| "
-             "| reference sent/s | built sent/s | × reference (min–max) | batch-1 ms, reference / built "
-             "| timed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for doc in docs:
         reference, built = doc["runs"]
         command = " ".join(["python"] + [a if " " not in a else f"'{a}'" for a in shown(doc["command"])])
         timing = doc["timing"]
-        timed = (f"{timing['sentences']} of {timing['of']}, {timing['rounds']} rounds")
-        batch1 = " / ".join("-" if r["batch1_latency_ms"] is None else
-                            f"{r['batch1_latency_ms']['p50']:.2f}" for r in (reference, built))
-        lines.append(
-            f"| `{command}` | {built['backend']} {built['precision']} | {reference['accuracy']:.4f} "
-            f"| {built['accuracy']:.4f} | {built['agreement']:.4f} | {built['max_abs_logit_diff']:.2g} "
-            f"| {spread_cell(reference['throughput'], '.0f')} | {spread_cell(built['throughput'], '.0f')} "
-            f"| {spread_cell(built['speedup'], '.2f')} | {batch1} | {timed} |")
-    return "\n".join(lines)
+        rows.append([
+            f"`{command}`", f"{built['backend']} {built['precision']}", f"{reference['accuracy']:.4f}",
+            f"{built['accuracy']:.4f}", f"{built['agreement']:.4f}", f"{built['max_abs_logit_diff']:.2g}",
+            spread_cell(reference["throughput"], ".0f"), spread_cell(built["throughput"], ".0f"),
+            spread_cell(built["speedup"], ".2f"),
+            " / ".join("-" if r["batch1_latency_ms"] is None else
+                       f"{r['batch1_latency_ms']['p50']:.2f}" for r in (reference, built)),
+            f"{timing['sentences']} of {timing['of']}, {timing['rounds']} rounds"])
+    return markdown(["command", "built", "reference accuracy", "built accuracy", "agreement",
+                     "max \\|Δlogit\\|", "reference sent/s", "built sent/s", "× reference (min–max)",
+                     "batch-1 ms, reference / built", "timed"], rows)
 
 
 def trial_table(docs: list[dict]) -> str:
     """Every candidate `auto` timed, per proof point that ran a trial."""
-    lines = ["| command | candidate | trial sent/s (min–max) | agreement on the trial sentences "
-             "| chosen |", "|---|---|---|---|---|"]
+    rows = []
     for doc in docs:
         choice = doc.get("choice") or {}
         if not choice.get("trial"):
@@ -88,11 +86,12 @@ def trial_table(docs: list[dict]) -> str:
         command = " ".join(["python"] + shown(doc["command"]))
         for c in choice["candidates"]:
             speed = {"median": c["sent_per_s"], "min": c["sent_per_s_min"], "max": c["sent_per_s_max"]}
-            lines.append(f"| `{command}` | {c['candidate']} | {spread_cell(speed, '.0f')} "
-                         f"| {c['agreement']:.4f} | {'**yes**' if c['candidate'] == choice['chosen'] else ''} |")
-        lines.append(f"| | trial: {choice['trial_sentences']} sentences, {choice['rounds']} rounds, "
-                     f"{choice['trial_seconds']:.1f} s | | | |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+            rows.append([f"`{command}`", c["candidate"], spread_cell(speed, ".0f"),
+                         f"{c['agreement']:.4f}", "**yes**" if c["candidate"] == choice["chosen"] else ""])
+        rows.append(["", f"trial: {choice['trial_sentences']} sentences, {choice['rounds']} rounds, "
+                         f"{choice['trial_seconds']:.1f} s", "", "", ""])
+    return markdown(["command", "candidate", "trial sent/s (min–max)",
+                     "agreement on the trial sentences", "chosen"], rows) if rows else ""
 
 
 def trial_cost_line(doc: dict) -> str:
@@ -121,36 +120,39 @@ def benchmark_row(row: dict) -> dict:
             {"median": ratio, "min": row["ratio_range"][0], "max": row["ratio_range"][1]}}
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def rows_table(rows: list[dict]) -> str:
-    """bench/benchmark.py's rows, Markdown."""
-    lines = ["| model | runner | accuracy | agreement | sentences/s (min–max) | × eager (min–max) "
-             "| GFLOP/s | ÷ torch's GEMM rate at its precision |", "|---|---|---|---|---|---|---|---|"]
-    for r in map(benchmark_row, rows):
-        share = f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"
-        lines.append(f"| {Path(r['model']).name} | {r['runner']} | {_cell(r['accuracy'], '.4f')} "
-                     f"| {_cell(r['agreement'], '.4f')} | {spread_cell(r['throughput'], '.0f')} "
-                     f"| {spread_cell(r['speedup'], '.2f')} | {r['gflops']:.0f} | {share} |")
-    return "\n".join(lines)
+    """bench/benchmark.py's rows."""
+    return markdown(
+        ["model", "runner", "accuracy", "agreement", "sentences/s (min–max)", "× eager (min–max)",
+         "GFLOP/s", "÷ torch's GEMM rate at its precision"],
+        [[Path(r["model"]).name, r["runner"], _cell(r["accuracy"], ".4f"),
+          _cell(r["agreement"], ".4f"), spread_cell(r["throughput"], ".0f"),
+          spread_cell(r["speedup"], ".2f"), f"{r['gflops']:.0f}",
+          f"{100 * r['gemm_share']:.0f}% of {r['precision']}" if r["gemm_share"] else "-"]
+         for r in map(benchmark_row, rows)])
 
 
 def variants_table(rows: list[dict]) -> str:
-    """bench/int8_variants.py's rows, Markdown."""
-    lines = ["| variant | accuracy | Δ points | agreement | × PyTorch fp32 (min–max) | build s | MB |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['accuracy']:.4f} | {r['delta_points']:+.2f} | "
-                     f"{r['agreement']:.4f} | {spread_cell(r['speedup'], '.2f')} | "
-                     f"{_cell(r['build_seconds'], '.1f')} | {_cell(r['megabytes'], '.1f')} |")
-    return "\n".join(lines)
+    """bench/int8_variants.py's rows."""
+    return markdown(
+        ["variant", "accuracy", "Δ points", "agreement", "× PyTorch fp32 (min–max)", "build s", "MB"],
+        [[r["variant"], f"{r['accuracy']:.4f}", f"{r['delta_points']:+.2f}", f"{r['agreement']:.4f}",
+          spread_cell(r["speedup"], ".2f"), _cell(r["build_seconds"], ".1f"),
+          _cell(r["megabytes"], ".1f")] for r in rows])
 
 
 def buckets_table(rows: list[dict]) -> str:
-    """bench/ov_buckets.py's rows, Markdown."""
-    lines = ["| build | width bucket | widths | first pass, sent/s | later passes (median), sent/s |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['build']} | {r['bucket']} | {r['widths']} | {r['first_pass']:.0f} | "
-              f"{r['later_passes']:.0f} |" for r in rows]
-    return "\n".join(lines)
+    """bench/ov_buckets.py's rows."""
+    return markdown(
+        ["build", "width bucket", "widths", "first pass, sent/s", "later passes (median), sent/s"],
+        [[r["build"], str(r["bucket"]), str(r["widths"]), f"{r['first_pass']:.0f}",
+          f"{r['later_passes']:.0f}"] for r in rows])
 
 
 def benchmark_table(doc: dict) -> str:
