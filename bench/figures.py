@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not (SHARED / "models/minilm-l6-sst2").is_dir():
         raise SystemExit(f"{SHARED} (the MiniLM checkpoint and SST-2 train) is not here")
-    slug = re.sub(r"[^a-z0-9]+", "-", cpu_info()["model"].lower()).strip("-")
+    info = cpu_info()  # "AMD EPYC family 26 model 2": a VM may name different CPUs alike
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{info['model']} {info['family']}".lower()).strip("-")
     out = args.out or ROOT / "bench" / "results" / f"{date.today().isoformat()}-{slug}"
     out.mkdir(parents=True, exist_ok=True)
     names = args.only.split(",") if args.only else list(RUNS)

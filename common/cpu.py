@@ -14,20 +14,21 @@ MATRIX_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "am
 
 @lru_cache(maxsize=None)
 def cpu_info() -> dict:
-    """{"model", "logical_cpus", "flags"} read from /proc/cpuinfo where it exists."""
-    model, flags = "", set()
+    """{"model", "family", "logical_cpus", "flags"} read from /proc/cpuinfo where it exists. The
+    family and model numbers tell apart CPUs a VM names alike ("AMD EPYC")."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and not model:
-                model = value.strip()
-            elif key == "flags" and not flags:
-                flags = set(value.split())
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return {"model": model or platform.processor() or platform.machine(),
-            "logical_cpus": os.cpu_count(), "flags": [f for f in MATRIX_FLAGS if f in flags]}
+    flags = set(fields.get("flags", "").split())
+    family = (f"family {fields['cpu family']} model {fields['model']}"
+              if "cpu family" in fields and "model" in fields else "")
+    return {"model": fields.get("model name") or platform.processor() or platform.machine(),
+            "family": family, "logical_cpus": os.cpu_count(),
+            "flags": [f for f in MATRIX_FLAGS if f in flags]}
 
 
 def _cgroup_quota() -> float | None:
@@ -85,5 +86,6 @@ def usable_cpus() -> int:
 def cpu_summary() -> str:
     """One line for under the table: the CPU, its threads and its matrix instruction sets."""
     info = cpu_info()
-    return (f"CPU: {info['model']}, {usable_cpus()} of {info['logical_cpus']} logical CPUs used, "
-            f"{' '.join(info['flags']) or 'no AVX2/AVX-512/AMX'}")
+    family = f" ({info['family']})" if info["family"] else ""
+    return (f"CPU: {info['model']}{family}, {usable_cpus()} of {info['logical_cpus']} logical CPUs "
+            f"used, {' '.join(info['flags']) or 'no AVX2/AVX-512/AMX'}")

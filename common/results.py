@@ -20,7 +20,8 @@ def environment(extra_versions: dict[str, str]) -> dict:
 
     info = cpu_info()
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": info["model"], "cpu_flags": info["flags"], "cpu_count": os.cpu_count(),
+            "cpu": info["model"], "cpu_family": info["family"], "cpu_flags": info["flags"],
+            "cpu_count": os.cpu_count(),
             "threads": thread_budget(), "torch_threads": torch.get_num_threads(),
             "versions": {**package_versions("numpy", "datasets", "tokenizers"), **extra_versions}}
 

@@ -54,9 +54,11 @@ class Choice:
 
 
 def host() -> dict:
-    """What a decision is valid for: the CPU model, its matrix flags, the threads the runners get."""
+    """What a decision is valid for: the CPU model and family, its matrix flags, the threads the
+    runners get."""
     info = cpu_info()
-    return {"cpu": info["model"], "flags": info["flags"], "threads": usable_cpus()}
+    return {"cpu": info["model"], "family": info["family"], "flags": info["flags"],
+            "threads": usable_cpus()}
 
 
 def trial_batches(batches: Batches, reference: Evaluation) -> list[int]:

@@ -164,6 +164,17 @@ def test_a_second_run_reuses_the_decision_and_rebuild_always_trials_again(refere
     assert choice.record["cached"] is False and str(choice.candidate) == "standin bf16"
 
 
+def test_another_cpu_named_alike_trials_again(reference, batches, tmp_path, monkeypatch):
+    """A VM may call two CPUs "AMD EPYC": the family and model numbers keep their decisions apart."""
+    assert choose(StandIns(bf16=(2.0, False), fp32=(0.4, False)), reference, batches,
+                  BuildCache(tmp_path)).record["cached"] is False
+    info = {**trial.cpu_info(), "family": "family 25 model 17"}
+    monkeypatch.setattr(trial, "cpu_info", lambda: info)
+    other_cpu = StandIns(bf16=(0.1, False), fp32=(2.0, False))  # bf16 fast on this one
+    choice = choose(other_cpu, reference, batches, BuildCache(tmp_path))
+    assert choice.record["cached"] is False and str(choice.candidate) == "standin bf16"
+
+
 def test_a_single_candidate_is_built_without_a_trial(reference, batches, tmp_path):
     stand_ins = StandIns(fp32=(0.1, False))
     choice = trial.choose(stand_ins.candidates(), stand_ins.build, reference, batches,
