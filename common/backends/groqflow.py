@@ -27,9 +27,6 @@ NAME = "groqflow"
 STATIC_SHAPE = True
 QUANTIZATIONS = ("static",)  # GroqFlow's INT8 is calibrated with quantization_samples
 RECIPE = {"inputs": "input_ids int64, attention_mask bool, batch 1", "recipe_version": 1}
-# groqit's num_chips: 1, or a count its default topology (Dragonfly, GroqCard A1.4) has
-# (groqflow/common/build.py, supported_topology); read from groqflow where it imports
-CHIP_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -75,18 +72,13 @@ def groqflow_call(call: Callable[[], object], failure: str):
     return result
 
 
-def supported_chip_counts() -> tuple[int, ...]:
-    """1, and the chip counts groqit takes with its default topology."""
-    try:
-        from groqflow.common import build
-    except ImportError:
-        return CHIP_COUNTS
-    return (1, *sorted(build.supported_topology(build.GROQCARD, build.TOPOLOGY)))
-
-
 def check_num_chips(num_chips: int) -> None:
-    """Refuse what groqit's ArgError would refuse, before any work."""
-    counts = supported_chip_counts()
+    """Refuse what groqit's ArgError would refuse, before any work: groqit takes 1 chip, or a
+    count of its default topology (groqflow.common.build.supported_topology: 2 to 64 for the
+    Dragonfly topology of GroqCard A1.4)."""
+    from groqflow.common import build
+
+    counts = (1, *sorted(build.supported_topology(build.GROQCARD, build.TOPOLOGY)))
     if num_chips not in counts:
         raise UserError(f"--num-chips {num_chips}: GroqFlow builds for "
                         f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} GroqChip processors")
