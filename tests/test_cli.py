@@ -148,13 +148,19 @@ def test_bundled_training_data_is_the_default_calibration_set(tmp_path):
     assert max(doc["calibration"]["indices"]) < 67349 and len(doc["calibration"]["indices"]) == 50
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a foreground process has it: a shell starts background jobs
+    (a CI runner's, say) with SIGINT ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("delay", [0.3, 2.5])
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
     """Early (while torch and transformers import) and later (loading, building)."""
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
     proc = subprocess.Popen([sys.executable, "bert_tiny.py", "--cache-dir", str(tmp_path / "c")],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=as_in_a_terminal)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -218,7 +224,7 @@ def test_ctrl_c_during_a_cold_build_is_one_line_for_the_whole_process_group(tmp_
                              "fp32", "--model", "models/bert-tiny-sst2", "--dataset",
                              "data/sst2/validation.tsv", "--cache-dir", str(cache)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_in_a_terminal)
     def building() -> bool:  # the cold build starts with the ONNX export, then OpenVINO's
         return any(path.name.startswith(("onnx-", "ov-")) for folder in ("tmp", "entries")
                    for path in (cache / folder).glob("*"))
