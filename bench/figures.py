@@ -33,6 +33,7 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "quantize-ort.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "onnxruntime"],
     "quantize-int8-fp32.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "openvino",
                                 "--precision", "int8+fp32"],
+    "quantize-min-agreement.json": ["bert_quantize.py", *MINILM, *TRAIN, "--min-agreement", "0.995"],
     "benchmark.json": ["bench/benchmark.py"],
     "benchmark-minilm.json": ["bench/benchmark.py", *MINILM, *TRAIN],
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],

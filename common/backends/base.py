@@ -25,6 +25,9 @@ class BuildOptions:
     precision: str = "fp32"  # fp32 | bf16 | fp16 | int8
     quantization: str = "static"  # int8 only
     remainder: str = "fp32"  # int8 only: the precision of what stays in float
+    # int8 only: the share of a validation slice on which the INT8 model must answer as the float
+    # model does; layers are kept in float until it does (None: plain INT8)
+    min_agreement: Optional[float] = None
     device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow
     compiler_flags: Optional[Tuple[str, ...]] = None  # GroqFlow; None: its defaults
@@ -42,15 +45,22 @@ class Calibration:
     encoded: Encoded  # tokenized as evaluation is
     requested: int
     identity: dict = field(default_factory=dict)  # the source file's SHA-256, or a fingerprint
+    # for accuracy control: other rows of the same source, none calibrated on or evaluated
+    validation_indices: Optional[np.ndarray] = None
+    validation: Optional[Encoded] = None
 
     def record(self) -> dict:
         """What the results JSON records: enough to draw the same samples again."""
-        return {"source": self.source, "seed": self.seed, "indices": self.indices.tolist(),
-                **self.identity}
+        record = {"source": self.source, "seed": self.seed, "indices": self.indices.tolist(),
+                  **self.identity}
+        if self.validation_indices is not None:
+            record["validation_indices"] = self.validation_indices.tolist()
+        return record
 
     def cache_parts(self) -> dict:
         """record() plus a hash of the token ids, so an edited calibration file means a new build."""
-        tokens = hashlib.sha256(b"".join(ids.tobytes() for ids in self.encoded.ids)).hexdigest()
+        encoded = [self.encoded] + ([self.validation] if self.validation is not None else [])
+        tokens = hashlib.sha256(b"".join(ids.tobytes() for e in encoded for ids in e.ids)).hexdigest()
         return {**self.record(), "tokens": tokens}
 
 

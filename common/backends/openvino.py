@@ -32,6 +32,7 @@ from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts,
 NAME = "openvino"
 STATIC_SHAPE = False
 QUANTIZATIONS = ("static",)
+ACCURACY_CONTROL = True  # --min-agreement: NNCF's quantize_with_accuracy_control
 IR_FILE = "model.xml"
 RECIPE = {"source": "onnx-export", "opset": OPSET, "ir": "fp32 weights (compress_to_fp16=False)",
           "recipe_version": 1}
@@ -97,13 +98,14 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     else:
         recipe = {**RECIPE, **merged_recipe({}, options)}
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
-    key = cache_key(cache_key_parts(NAME, checkpoint.digest, {"ir": ir}, library_versions(),
+    options_in_key = {"ir": ir, "min_agreement": options.min_agreement} if int8 else {"ir": ir}
+    key = cache_key(cache_key_parts(NAME, checkpoint.digest, options_in_key, library_versions(),
                                     recipe, calibration if int8 else None))
     export = cached_export(checkpoint, example, cache)
     cached = cache.get_or_build(
         f"ov-{ir}", key,
         lambda folder: _build(folder, export.folder / EXPORT_FILE, recipe,
-                              calibration if int8 else None))
+                              calibration if int8 else None, options.min_agreement))
     float_precision = options.remainder if int8 else options.precision
     compiled = compile_ir(cached.folder / IR_FILE, float_precision)
     ran = inference_precision(compiled)
@@ -125,7 +127,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
                   files=cached.file_sizes, facts=facts, runtime=runtime)
 
 
-def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Calibration]) -> dict:
+def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Calibration],
+           min_agreement: Optional[float] = None) -> dict:
     ov = _openvino()
 
     stages = ["convert"] + (["quantise"] if calibration is not None else [])
@@ -144,7 +147,9 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
             facts["fp32_bytes"] = sum(p.stat().st_size for p in folder.glob("fp32.*"))
             for path in folder.glob("fp32.*"):
                 path.unlink()
-            ir = quantize_int8(ir, calibration, recipe["int8"])
+            ir, control = quantize_int8(ir, calibration, recipe["int8"], min_agreement)
+            if control:
+                facts["accuracy_control"] = control
             bar.update()
     ov.save_model(ir, str(folder / IR_FILE), compress_to_fp16=False)
     if calibration is not None:
