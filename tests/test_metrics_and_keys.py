@@ -126,6 +126,12 @@ def test_both_runners_time_the_same_sentences_and_batch1_times_one_call_each(mon
     assert timings[0].batch1_ms.tolist() == pytest.approx([2.0] * 4)
     assert timings[1].batch1_ms.tolist() == pytest.approx([0.5] * 4)
     assert timings[0].round_seconds == pytest.approx([0.008, 0.008])
+    # a runner timed in whole passes (GroqFlow's run_abunch) is timed over every sentence
+    whole_pass = runner("built", 0.0005)
+    whole_pass.single_calls = False
+    _, timed = time_both(reference, Evaluation(whole_pass, built.logits, 1.0), encoded, 2, 1,
+                         static_shape=False)
+    assert (timed["sentences"], timed["selection"]) == (8, "all")
 
 
 def _built_entry(tiny_checkpoint, cache_dir, options, calibration=None):
