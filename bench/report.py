@@ -167,6 +167,15 @@ def benchmark_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def is_results(folder: Path) -> bool:
+    """A results folder has proof-point files; another (bench/results/plots, given by a glob) is
+    passed over, saying so."""
+    if any((folder / name).is_file() for name in PROOF_POINTS):
+        return True
+    print(f"{folder}: no proof-point JSON files; passed over", file=sys.stderr)
+    return False
+
+
 def proof_points(folder: Path) -> dict[str, dict]:
     """The folder's proof-point files by name, in PROOF_POINTS order."""
     docs = {name: doc for name, doc in ((n, _load(folder, n)) for n in PROOF_POINTS) if doc}
@@ -253,7 +262,9 @@ def main(argv=None) -> int:
     p.add_argument("--plots", type=Path, metavar="DIR",
                    help="draw the charts there (PNG), and show them in the README block")
     args = p.parse_args(argv)
-    folders = [folder.resolve() for folder in args.folders]
+    folders = [folder.resolve() for folder in args.folders if is_results(folder)]
+    if not folders:
+        raise SystemExit("none of the folders holds proof-point JSON files")
     drawn = draw(folders, args.plots.resolve()) if args.plots else {}
     sections = [render(folder, drawn.get(folder.name)) for folder in folders]
     if "cpus" in drawn:

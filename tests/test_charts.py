@@ -108,3 +108,14 @@ def test_the_report_runs_without_any_ml_library(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| bert_base.py |" not in proc.stdout and "openvino bf16" in proc.stdout
     assert (tmp_path / "p" / "cpu-a.png").is_file()
+
+
+def test_a_glob_over_the_results_passes_over_the_plots_folder(tmp_path, capsys):
+    folder = results_folder(tmp_path / "cpu-a")
+    plots = tmp_path / "plots"
+    assert report.main([str(folder), "--plots", str(plots)]) == 0
+    capsys.readouterr()
+    assert report.main([str(folder), str(plots), "--plots", str(plots)]) == 0  # results/*
+    assert f"{plots}: no proof-point JSON files; passed over" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="none of the folders holds proof-point JSON files"):
+        report.main([str(plots)])
