@@ -161,7 +161,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     choice = choose(candidates, build, reference, batches, cache,
                     {"weights": checkpoint.digest, "batch_size": args.batch_size,
                      "max_length": args.max_length,
-                     "calibration": calibration.cache_parts() if calibration else None},
+                     "calibration": calibration.cache_parts() if calibration else None,
+                     "min_agreement": getattr(args, "min_agreement", None)},
                     why_single=f"as {forced} asks" if forced else "the only build offered here")
     print(choice.banner(), file=sys.stderr)
     static_shape = backend_module(choice.candidate.backend).STATIC_SHAPE

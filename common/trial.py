@@ -2,8 +2,9 @@
 the CPU or a library lists (a Xeon whose AMX a VM hides lists bf16 and runs it at half fp32's rate).
 
 Every candidate build is timed on a few of the run's own batches, spread over their lengths and each
-cut in as many pieces as a backend keeps in flight, in interleaved rounds (so drift hits them alike), and checked against the reference's answers on the
-same sentences; the fastest that agrees is chosen. The decision is cached for this host, weights,
+cut in as many pieces as a backend keeps in flight, in interleaved rounds (so drift hits them
+alike), and checked against the reference's answers on the same sentences; the fastest that agrees
+is chosen. The decision is cached for this host, weights,
 library versions and candidate set, so a second run does not trial again.
 """
 from __future__ import annotations

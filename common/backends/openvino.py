@@ -110,9 +110,9 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     compiled = compile_ir(cached.folder / IR_FILE, float_precision)
     ran = inference_precision(compiled)
     label = f"int8+{ran}" if int8 else ran
-    requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests}
     runtime = {"passes": runtime_settings(compiled)}
+    requests = int(runtime["passes"]["infer_requests"])
+    facts = {**cached.state["facts"], "inference_precision": ran, "infer_requests": requests}
 
     def compile_for_latency():
         single = compile_ir(cached.folder / IR_FILE, float_precision, "LATENCY")
