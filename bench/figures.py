@@ -38,6 +38,9 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "benchmark-minilm.json": ["bench/benchmark.py", *MINILM, *TRAIN],
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
     "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
+    "frontier-openvino.json": ["bench/int8_variants.py", "--backend", "openvino", "--frontier",
+                               "--remainder", "bf16"],
+    "frontier-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime", "--frontier"],
     "ov-buckets.json": ["bench/ov_buckets.py"],
     "trial-cost.json": ["bench/trial_cost.py"],
 }

@@ -25,6 +25,7 @@ from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
+from common.cli import DEFAULT_VALIDATION_SAMPLES  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
 from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
@@ -32,28 +33,37 @@ from common.files import write_atomic  # noqa: E402
 from common.provenance import started  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 
-# (label, quantization, recipe overrides); the first of each backend is its default
+# (label, BuildOptions fields over static INT8); the first of each backend is its default
 VARIANTS = {
     "onnxruntime": [
-        ("default: every MatMul, float outputs, per-channel", "static", ()),
-        ("... MatMul outputs quantized too", "static", (("float_outputs", False),)),
-        ("... attention's QK^T and PV left in float", "static", (("float_activation_matmuls", True),)),
-        ("... per-tensor weights", "static", (("per_channel", False),)),
-        ("... quantizing ORT's fused graph", "static", (("fused_graph", True),)),
-        ("dynamic INT8 (fused graph, MatMul + Attention)", "dynamic", ()),
+        ("default: every MatMul, float outputs, per-channel", {}),
+        ("... MatMul outputs quantized too", {"recipe": (("float_outputs", False),)}),
+        ("... attention's QK^T and PV left in float", {"recipe": (("float_activation_matmuls", True),)}),
+        ("... per-tensor weights", {"recipe": (("per_channel", False),)}),
+        ("... quantizing ORT's fused graph", {"recipe": (("fused_graph", True),)}),
+        ("dynamic INT8 (fused graph, MatMul + Attention)", {"quantization": "dynamic"}),
     ],
     "openvino": [
-        ("default: mixed preset, SmoothQuant off, fast bias correction", "static", ()),
-        ("SmoothQuant alpha 0.95 (NNCF's default)", "static", (("smooth_quant_alpha", 0.95),)),
-        ("SmoothQuant alpha 0.8", "static", (("smooth_quant_alpha", 0.8),)),
-        ("SmoothQuant alpha 0.5", "static", (("smooth_quant_alpha", 0.5),)),
-        ("preset performance", "static", (("preset", "performance"),)),
-        ("full bias correction", "static", (("fast_bias_correction", False),)),
-        ("no bias correction", "static", (("bias_correction", False),)),
-        ("attention (fused SDPA) in float", "static", (("float_attention", True),)),
-        ("classifier and pooler in float", "static", (("ignored_patterns", (".*classifier.*", ".*pooler.*")),)),
+        ("default: mixed preset, SmoothQuant off, fast bias correction", {}),
+        ("SmoothQuant alpha 0.95 (NNCF's default)", {"recipe": (("smooth_quant_alpha", 0.95),)}),
+        ("SmoothQuant alpha 0.8", {"recipe": (("smooth_quant_alpha", 0.8),)}),
+        ("SmoothQuant alpha 0.5", {"recipe": (("smooth_quant_alpha", 0.5),)}),
+        ("preset performance", {"recipe": (("preset", "performance"),)}),
+        ("full bias correction", {"recipe": (("fast_bias_correction", False),)}),
+        ("no bias correction", {"recipe": (("bias_correction", False),)}),
+        ("attention (fused SDPA) in float", {"recipe": (("float_attention", True),)}),
+        ("classifier and pooler in float", {"recipe": (("ignored_patterns", (".*classifier.*", ".*pooler.*")),)}),
     ],
 }
+# --frontier: what --min-agreement trades, between plain INT8 and the float builds
+MIN_AGREEMENTS = (0.99, 0.993, 0.995)
+FLOATS = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}
+
+
+def frontier(backend: str) -> list[tuple[str, dict]]:
+    return ([(f"{p} (no INT8)", {"precision": p}) for p in FLOATS[backend]]
+            + [("plain INT8 (the default)", {})]
+            + [(f"--min-agreement {a}", {"min_agreement": a}) for a in MIN_AGREEMENTS])
 
 
 def main() -> int:
@@ -64,10 +74,19 @@ def main() -> int:
     p.add_argument("--calibration-dataset", default=str(SHARED / "data/sst2/train.tsv"))
     p.add_argument("--calibration-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--remainder", choices=("fp32", "bf16"), default="fp32",
+                   help="OpenVINO: the precision INT8 leaves the rest in")
+    p.add_argument("--frontier", action="store_true",
+                   help="--min-agreement settings against plain INT8 and the float builds, instead "
+                        "of the recipes")
+    p.add_argument("--validation-samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
+                   help="--frontier: the slice --min-agreement searches on")
     p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON (bench/report.py)")
     args = p.parse_args()
+    if args.backend == "onnxruntime" and args.remainder != "fp32":
+        p.error("--remainder: ONNX Runtime's INT8 leaves the rest in fp32")
     provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     backend = backend_module(args.backend)
     checkpoint = load_checkpoint(args.model)
@@ -75,16 +94,17 @@ def main() -> int:
     batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
     calibration = draw_calibration(args.calibration_dataset, None, args.seed,
                                    args.calibration_samples, checkpoint.tokenizer, 128,
-                                   examples.sentences)
-    variants = VARIANTS[args.backend]
+                                   examples.sentences,
+                                   args.validation_samples if args.frontier else 0)
+    variants = frontier(args.backend) if args.frontier else VARIANTS[args.backend]
     if args.only:
         variants = [variants[int(i)] for i in args.only.split(",")]
     reference = reference_runner(checkpoint.model)
     rows = [("pytorch fp32 (reference)", evaluate(reference, batches), reference, None, None)]
     with tempfile.TemporaryDirectory() as tmp:
         cache = BuildCache(Path(tmp))
-        for label, quantization, recipe in variants:
-            options = BuildOptions(precision="int8", quantization=quantization, recipe=recipe)
+        for label, fields in variants:
+            options = BuildOptions(**{"precision": "int8", "remainder": args.remainder, **fields})
             start = time.perf_counter()
             runner = backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
                                    calibration=calibration)
@@ -95,13 +115,14 @@ def main() -> int:
     (_, reference_evaluation, _, _, _), reference_timing = rows[0], timings[0]
     base = run_metrics(reference_evaluation, reference_timing, examples.labels, "reference")
     table = []
-    for (label, evaluation, _, build_seconds, size), timing in zip(rows, timings):
+    for (label, evaluation, runner, build_seconds, size), timing in zip(rows, timings):
         metrics = run_metrics(evaluation, timing, examples.labels, "built", reference_evaluation,
                               reference_timing)
         table.append({"variant": label, "accuracy": metrics["accuracy"],
                       "delta_points": 100 * (metrics["accuracy"] - base["accuracy"]),
                       "agreement": metrics["agreement"], "speedup": metrics["speedup"],
-                      "build_seconds": build_seconds,
+                      "build_seconds": build_seconds, "precision": runner.precision,
+                      "accuracy_control": runner.facts.get("accuracy_control"),
                       "megabytes": None if size is None else size / 1e6})
     print(f"\n{args.backend}, {args.model}: {len(examples.sentences)} sentences, "
           f"{len(calibration.indices)} calibration samples (seed {args.seed}), median of "
@@ -111,6 +132,7 @@ def main() -> int:
         write_atomic(Path(args.json), json.dumps({**provenance,
             "backend": args.backend, "model": args.model, "dataset": args.dataset,
             "calibration_samples": len(calibration.indices), "seed": args.seed,
+            "validation_samples": args.validation_samples if args.frontier else None,
             "rounds": args.rounds, "cpu": cpu_info(), "versions": backend.library_versions(),
             "rows": table}, indent=2) + "\n")
     return 0

@@ -139,12 +139,22 @@ def rows_table(rows: list[dict]) -> str:
 
 
 def variants_table(rows: list[dict]) -> str:
-    """bench/int8_variants.py's rows."""
-    return markdown(
-        ["variant", "accuracy", "Δ points", "agreement", "× PyTorch fp32 (min–max)", "build s", "MB"],
-        [[r["variant"], f"{r['accuracy']:.4f}", f"{r['delta_points']:+.2f}", f"{r['agreement']:.4f}",
-          spread_cell(r["speedup"], ".2f"), _cell(r["build_seconds"], ".1f"),
-          _cell(r["megabytes"], ".1f")] for r in rows])
+    """bench/int8_variants.py's rows; with --frontier, what --min-agreement kept in float and the
+    validation slice's agreement that decided it."""
+    searched = any(r.get("accuracy_control") for r in rows)
+    head = ["variant", "precision", "accuracy", "Δ points", "agreement", "× PyTorch fp32 (min–max)",
+            "build s", "MB"] + (["kept in float", "slice agreement"] if searched else [])
+    body = []
+    for r in rows:
+        control = r.get("accuracy_control") or {}
+        body.append([r["variant"], r.get("precision") or "-", f"{r['accuracy']:.4f}",
+                     f"{r['delta_points']:+.2f}", f"{r['agreement']:.4f}",
+                     spread_cell(r["speedup"], ".2f"), _cell(r["build_seconds"], ".1f"),
+                     _cell(r["megabytes"], ".1f")] + ([
+            ", ".join(control["kept_in_float"]) or "nothing" if control else "-",
+            f"{control['plain_int8']['agreement']:.4f} → {control['agreement']:.4f}"
+            if control else "-"] if searched else []))
+    return markdown(head, body)
 
 
 def buckets_table(rows: list[dict]) -> str:
@@ -240,14 +250,18 @@ def render(folder: Path, chart: Path | None = None) -> str:
         if bench:
             parts += ["", f"#### Every runner against PyTorch eager (`bench/benchmark.py`, {name})",
                       "", benchmark_table(bench)]
-    for backend in ("openvino", "onnxruntime"):
-        variants = _load(folder, f"variants-{backend}.json")
-        if variants:
-            parts += ["", f"#### INT8 recipes on {backend} (`bench/int8_variants.py --backend "
-                          f"{backend}`)", "",
-                      f"{Path(variants['model']).name}, {variants['calibration_samples']} calibration "
-                      f"samples (seed {variants['seed']}), median of {variants['rounds']} rounds.", "",
-                      variants_table(variants["rows"])]
+    for kind, title, flag in (("variants", "INT8 recipes", ""),
+                              ("frontier", "What --min-agreement trades", " --frontier")):
+        for backend in ("openvino", "onnxruntime"):
+            variants = _load(folder, f"{kind}-{backend}.json")
+            if variants:
+                slice_ = (f", a {variants['validation_samples']}-sentence validation slice"
+                          if variants.get("validation_samples") else "")
+                parts += ["", f"#### {title} on {backend} (`bench/int8_variants.py --backend "
+                              f"{backend}{flag}`)", "",
+                          f"{Path(variants['model']).name}, {variants['calibration_samples']} "
+                          f"calibration samples (seed {variants['seed']}){slice_}, median of "
+                          f"{variants['rounds']} rounds.", "", variants_table(variants["rows"])]
     buckets = _load(folder, "ov-buckets.json")
     if buckets:
         parts += ["", "#### OpenVINO: padding widths to buckets (`bench/ov_buckets.py`)", "",

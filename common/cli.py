@@ -14,7 +14,7 @@ from .sst2 import DEFAULT_DATASET
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
 DEFAULT_CALIBRATION_SAMPLES = 1000
-DEFAULT_VALIDATION_SAMPLES = 300
+DEFAULT_VALIDATION_SAMPLES = 1000
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -109,8 +109,8 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
         p.add_argument("--min-agreement", type=share, metavar="A",
                        help="INT8 that answers as the float model does on at least this share of "
                             "a validation slice of the training data (none of it calibrated on or "
-                            "evaluated): NNCF's accuracy control keeps the operations that flip "
-                            "answers most in float until it does (OpenVINO); e.g. 0.995")
+                            "evaluated): the kinds of layer whose INT8 error is largest stay in "
+                            "float until it does (OpenVINO, ONNX Runtime; static INT8); e.g. 0.995")
         p.add_argument("--validation-samples", type=int_in(10, 100_000),
                        default=DEFAULT_VALIDATION_SAMPLES,
                        help="size of that validation slice, drawn with --seed + 1 "

@@ -58,16 +58,20 @@ def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoi
                         max_length=args.max_length)
 
 
-def with_accuracy_control(candidates: list[Candidate], min_agreement: float | None
-                          ) -> list[Candidate]:
-    """With --min-agreement, the builds of backends that can keep layers in float to meet it."""
+def with_accuracy_control(candidates: list[Candidate], min_agreement: float | None,
+                          quantization: str | None) -> list[Candidate]:
+    """With --min-agreement, the builds of backends that can keep layers in float to meet it; its
+    validation slice is drawn beside the calibration samples, so static INT8 only."""
     if min_agreement is None:
         return candidates
+    if quantization != "static":
+        raise UserError("--min-agreement searches calibrated (static) INT8; dynamic INT8 has no "
+                        "calibration: drop --quantization dynamic")
     kept = [c for c in candidates if getattr(backend_module(c.backend), "ACCURACY_CONTROL", False)]
     if not kept:
         names = " and ".join(dict.fromkeys(c.backend for c in candidates))
         raise UserError(f"--min-agreement: {names} cannot keep layers in float to meet it; "
-                        "OpenVINO (NNCF's accuracy control) can: --backend openvino")
+                        "OpenVINO and ONNX Runtime can: --backend openvino or onnxruntime")
     return kept
 
 
@@ -118,7 +122,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     candidates, backends_note = candidates_for(args.backend, args.device, quantization,
                                                getattr(args, "precision", "auto"))
     calibrate = spec.quantize and args.quantization == "static"
-    candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None))
+    candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None),
+                                       quantization)
     flag_notes = check_flags(args, candidates, calibrate)
     sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)

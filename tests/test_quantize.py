@@ -9,7 +9,7 @@ import bert_quantize
 from common.calibration import draw_calibration, draw_indices
 from common.errors import UserError
 from common.proofpoint import main
-from conftest import ROOT, requires_openvino, write_data
+from conftest import OV, ROOT, write_data
 
 
 def test_same_seed_same_indices_other_seed_other_indices():
@@ -95,7 +95,7 @@ def test_dynamic_int8_needs_no_calibration(tiny_checkpoint, data_file, cache_dir
 
 @pytest.fixture(scope="module")
 def sensitive_tiny(tmp_path_factory):
-    """The bundled BERT-tiny with one outlier channel after every layer (x8): per-tensor INT8
+    """The bundled BERT-tiny with one outlier channel after every layer (x30): per-tensor INT8
     activations then lose enough of the others to flip a few answers."""
     import shutil
 
@@ -108,29 +108,58 @@ def sensitive_tiny(tmp_path_factory):
     model = load_checkpoint(str(folder)).model
     with torch.no_grad():
         for layer in model.bert.encoder.layer:
-            layer.output.LayerNorm.weight[0] *= 8.0
+            layer.output.LayerNorm.weight[0] *= 30.0
     model.save_pretrained(folder)
     return folder
 
 
-@requires_openvino
-def test_min_agreement_keeps_layers_in_float_on_a_slice_nobody_else_uses(sensitive_tiny, tmp_path):
+def float_matmuls(entry) -> set[str]:
+    """The MatMuls of a built model that take no INT8 input, read from the file itself."""
+    if (entry / "model.onnx").exists():
+        graph = onnx.load(str(entry / "model.onnx")).graph
+        dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        return {n.name for n in graph.node
+                if n.op_type == "MatMul" and not dequantized & set(n.input)}
+    import openvino as ov
+
+    model = ov.Core().read_model(str(entry / "model.xml"))
+    return {op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"
+            and not any(i.get_source_output().get_node().get_type_name() in ("FakeQuantize", "Convert")
+                        for i in op.inputs())}
+
+
+@pytest.mark.parametrize("backend", [OV, "onnxruntime"])
+def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_else_uses(
+        sensitive_tiny, tmp_path, backend):
     from common.calibration import normalized
     from common.sst2 import load_examples
 
-    out = tmp_path / "ac.json"
+    out, cache = tmp_path / "ac.json", tmp_path / "c"
     train = ROOT / "data" / "sst2" / "train.tsv.xz"
     assert main(bert_quantize.SPEC, [
         "--model", str(sensitive_tiny), "--dataset", str(ROOT / "data/sst2/validation.tsv"),
         "--calibration-dataset", str(train), "--calibration-samples", "100", "--limit", "200",
-        "--min-agreement", "0.99", "--validation-samples", "200", "--backend", "openvino",
-        "--precision", "int8+fp32", "--repeats", "1", "--cache-dir", str(tmp_path / "c"),
+        "--min-agreement", "0.99", "--validation-samples", "200", "--backend", backend,
+        "--precision", "int8+fp32", "--repeats", "1", "--cache-dir", str(cache),
         "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     control = doc["runs"][1]["build_facts"]["accuracy_control"]
     assert control["min_agreement"] == 0.99 and control["validation_sentences"] == 200
-    assert control["plain_int8_agreement"] < 0.99 <= control["agreement"] and control["reached"]
-    assert control["kept_in_float"] and all("/" in name for name in control["kept_in_float"])
+    assert control["plain_int8"]["agreement"] < 0.99 <= control["agreement"] and control["reached"]
+    # ranked by the logits' gap with each kind alone in float; kinds added in that order
+    gaps = [rank["logit_mse"] for rank in control["ranking"]]
+    assert gaps == sorted(gaps) and len(gaps) == 6  # BERT has all six kinds
+    ranked = [rank["kind"] for rank in control["ranking"]]
+    kept = control["kept_in_float"]
+    assert kept == ranked[:len(kept)] and control["steps"][-1]["float_kinds"] == kept
+    assert [step["agreement"] >= 0.99 for step in control["steps"]] == \
+        [False] * (len(kept) - 1) + [True]
+    # what the JSON says stayed in float is what the built file holds in float
+    entry = next(e for e in (cache / "entries").iterdir() if "int8" in e.name)
+    weight_matmuls = {name for name in control["float_operations"] if "MatMul" in name
+                      and "/self/MatMul" not in name}
+    assert weight_matmuls and weight_matmuls <= float_matmuls(entry)
+    assert not any(p.name.startswith("candidate") for p in entry.iterdir())
     # the slice: seeded rows of the training file, none calibrated on, none evaluated
     calibration = doc["calibration"]
     validation, calibrated = calibration["validation_indices"], calibration["indices"]
@@ -142,13 +171,11 @@ def test_min_agreement_keeps_layers_in_float_on_a_slice_nobody_else_uses(sensiti
     assert not any(normalized(sentences[i]) in used for i in validation)
 
 
-def test_min_agreement_on_a_backend_without_accuracy_control_is_one_line(tiny_checkpoint, data_file,
-                                                                        train_file, tmp_path,
-                                                                        capsys):
+def test_min_agreement_with_dynamic_int8_is_one_line(tiny_checkpoint, data_file, tmp_path, capsys):
     assert main(bert_quantize.SPEC, [
-        "--model", str(tiny_checkpoint), "--dataset", str(data_file), "--calibration-dataset",
-        str(train_file), "--backend", "onnxruntime", "--min-agreement", "0.995",
-        "--cache-dir", str(tmp_path / "c")]) == 2
+        "--model", str(tiny_checkpoint), "--dataset", str(data_file), "--quantization", "dynamic",
+        "--min-agreement", "0.995", "--cache-dir", str(tmp_path / "c")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "bert_quantize: error: --min-agreement: onnxruntime cannot keep layers in float to meet "
-        "it; OpenVINO (NNCF's accuracy control) can: --backend openvino")
+        "bert_quantize: error: --min-agreement searches calibrated (static) INT8; dynamic INT8 "
+        "has no calibration: drop --quantization dynamic")
+    assert not (tmp_path / "c" / "entries").exists()

@@ -21,6 +21,7 @@ from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts,
 NAME = "onnxruntime"
 STATIC_SHAPE = False
 QUANTIZATIONS = ("static", "dynamic")
+ACCURACY_CONTROL = True  # --min-agreement (common/fidelity.py), static INT8
 MODEL_FILE = "model.onnx"
 FP32_FILE = "model-fp32.onnx"
 # what the build does beyond the user's options; in the cache key, so a change means a rebuild
@@ -117,13 +118,17 @@ def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: 
             facts["fused_operators"] = fuse_bert(exported, float_model, config, options)
             bar.update()
         if int8:
-            from .ort_quantize import quantize_dynamic_int8, quantize_static_int8
+            from .ort_quantize import (agreeing_static_int8, quantize_dynamic_int8,
+                                       quantize_static_int8)
 
             bar.set_postfix_str("quantise")
             if options.quantization == "dynamic":
                 quantize_dynamic_int8(float_model, folder / MODEL_FILE, recipe)
-            else:
+            elif options.min_agreement is None:
                 quantize_static_int8(float_model, folder / MODEL_FILE, calibration, recipe)
+            else:
+                facts["accuracy_control"] = agreeing_static_int8(
+                    float_model, folder / MODEL_FILE, calibration, recipe, options.min_agreement)
             facts.update(quantization=options.quantization, fp32_bytes=float_model.stat().st_size,
                          int8_bytes=(folder / MODEL_FILE).stat().st_size)
             if fuse:

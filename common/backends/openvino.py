@@ -32,7 +32,7 @@ from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts,
 NAME = "openvino"
 STATIC_SHAPE = False
 QUANTIZATIONS = ("static",)
-ACCURACY_CONTROL = True  # --min-agreement: NNCF's quantize_with_accuracy_control
+ACCURACY_CONTROL = True  # --min-agreement (common/fidelity.py)
 IR_FILE = "model.xml"
 RECIPE = {"source": "onnx-export", "opset": OPSET, "ir": "fp32 weights (compress_to_fp16=False)",
           "recipe_version": 1}

@@ -10,12 +10,14 @@ The recipes are part of the cache key; `BuildOptions.recipe` overrides them for 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import onnx
 
 from ..batching import make_batches
 from ..progress import progress_bar
 from ..quiet import loggers_at_error
+from .. import fidelity
 from .base import Calibration
 
 FLOAT = onnx.TensorProto.FLOAT
@@ -59,11 +61,16 @@ def activation_matmuls(model: onnx.ModelProto) -> list[str]:
             if node.op_type == "MatMul" and not any(name in weights for name in node.input)]
 
 
-def quantize_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict) -> None:
-    """Static QDQ INT8, calibrated on the seeded samples."""
+def quantize_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict,
+                         float_kinds: Sequence[str] = ()) -> None:
+    """Static QDQ INT8, calibrated on the seeded samples; `float_kinds` (common/fidelity.py) left
+    in float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = onnx.load(str(source), load_external_data=False)
+    excluded = fidelity.matching(float_kinds, [node.name for node in model.graph.node])
+    if recipe["float_activation_matmuls"]:
+        excluded += activation_matmuls(model)
     extra = {"DefaultTensorType": FLOAT}
     if recipe["float_outputs"]:
         extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
@@ -74,8 +81,32 @@ def quantize_static_int8(source: Path, target: Path, calibration: Calibration, r
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod[recipe["calibrate_method"]],
                         op_types_to_quantize=["MatMul"],
-                        nodes_to_exclude=activation_matmuls(model)
-                        if recipe["float_activation_matmuls"] else [], extra_options=extra)
+                        nodes_to_exclude=sorted(set(excluded)), extra_options=extra)
+
+
+def agreeing_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict,
+                         min_agreement: float) -> dict:
+    """Static INT8 with the fewest kinds of layer in float that agree with the float model on
+    `min_agreement` of the validation slice (fidelity.search: ONNX Runtime's nodes_to_exclude);
+    what the search did, for the build's facts."""
+    from .onnxruntime import make_session
+
+    candidates: list[Path] = []
+
+    def quantize(kinds: Sequence[str]) -> Path:
+        candidates.append(target.with_name(f"candidate-{len(candidates)}.onnx"))
+        quantize_static_int8(source, candidates[-1], calibration, recipe, kinds)
+        return candidates[-1]
+
+    def logits(path: Path):
+        return fidelity.slice_logits(make_session(path)[0], calibration.validation)
+
+    names = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
+    chosen, report = fidelity.search(quantize, logits, logits(source), names, min_agreement)
+    chosen.replace(target)
+    for path in candidates:
+        path.unlink(missing_ok=True)
+    return report
 
 
 def quantize_dynamic_int8(source: Path, target: Path, recipe: dict) -> None:

@@ -1,0 +1,94 @@
+"""--min-agreement: which kinds of layer INT8 leaves in float so that it answers as the float model
+does, searched on the validation slice (never on the evaluated sentences).
+
+Why kinds of layer (every layer's feed-forward output MatMul, ...) and not single operations:
+measured on the shared MiniLM (README, "INT8 that agrees"), INT8's error is spread over all six
+layers, and one kind taken out of every layer removes a predictable share of it; a kind also means
+the same thing in a 6- and a 12-layer BERT. Why the logits' mean squared gap ranks them: agreement
+on a slice moves by single flips of sentences on the decision boundary, while the gap is measured on
+every sentence. The search stops at the first set of kinds whose agreement reaches the target.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from .batching import Batch, Encoded, make_batches
+from .progress import progress_bar
+
+Model = TypeVar("Model")
+
+# (kind, regular expression over operation names) for BERT-style exports (BERT, RoBERTa, ELECTRA:
+# encoder/layer.N/...) and DistilBERT's (transformer/layer.N/ffn/lin1, attention/q_lin, ...)
+KINDS = (
+    ("feed-forward output", r".*(/layer\.\d+/output/dense|/ffn/lin2)/.*"),
+    ("feed-forward input", r".*(/intermediate/dense|/ffn/lin1)/.*"),
+    ("attention output", r".*(/attention/output/dense|/attention/out_lin)/.*"),
+    ("attention projections", r".*(/self/(query|key|value)|/attention/[qkv]_lin)/.*"),
+    ("attention scores", r".*/attention(/self)?/MatMul(_1)?$"),  # QK^T and PV (or fused SDPA)
+    ("pooler and classifier", r".*/(pooler|pre_classifier|classifier)/.*"),
+)
+
+
+def patterns(kinds: Sequence[str]) -> tuple[str, ...]:
+    """The regular expressions of these kinds, for the quantizers' ignored scopes."""
+    wanted = dict(KINDS)
+    return tuple(wanted[kind] for kind in kinds)
+
+
+def matching(kinds: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The operations of these kinds among `names`."""
+    compiled = [re.compile(p) for p in patterns(kinds)]
+    return [name for name in names if any(p.match(name) for p in compiled)]
+
+
+def slice_logits(predict: Callable[[Batch], np.ndarray], encoded: Encoded) -> np.ndarray:
+    """Logits of every slice sentence, in slice order (batches of 32, padded as evaluation is)."""
+    batches = make_batches(encoded, batch_size=32)
+    return batches.scatter([np.asarray(predict(batch)) for batch in batches.inputs])
+
+
+def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model], np.ndarray],
+           float_logits: np.ndarray, names: Sequence[str], min_agreement: float
+           ) -> tuple[Model, dict]:
+    """The INT8 model with the fewest kinds kept in float that agrees with the float model on at
+    least `min_agreement` of the slice, and the record of how it was found: plain INT8's agreement
+    and gap, each kind's gap when kept in float alone (the ranking), then each step of adding kinds
+    in that order. `quantize(kinds)` builds INT8 with those kinds in float; `names` are the
+    operations the kinds are matched against (kinds without one are skipped). Without a set that
+    reaches the target, every kind ends in float and `reached` says so."""
+    present = [kind for kind, _ in KINDS if matching([kind], names)]
+    expected = float_logits.argmax(axis=1)
+
+    def scored(kinds: Sequence[str]) -> tuple[Model, dict]:
+        model = quantize(kinds)
+        out = logits(model)
+        return model, {"float_kinds": list(kinds),
+                       "agreement": float(np.mean(out.argmax(axis=1) == expected)),
+                       "logit_mse": float(np.mean((out - float_logits) ** 2))}
+
+    with progress_bar("min-agreement search", 2 * len(present) + 1, "build") as bar:
+        model, plain = scored([])
+        bar.update()
+        steps, ranking, alone = [plain], [], {}
+        if plain["agreement"] < min_agreement:
+            for kind in present:
+                alone[kind] = scored([kind])
+                ranking.append({"kind": kind, "logit_mse": alone[kind][1]["logit_mse"]})
+                bar.update()
+            ranking.sort(key=lambda rank: rank["logit_mse"])
+            for count in range(1, len(ranking) + 1):
+                kinds = [rank["kind"] for rank in ranking[:count]]
+                model, step = alone[kinds[0]] if count == 1 else scored(kinds)
+                steps.append(step)
+                bar.update()
+                if step["agreement"] >= min_agreement:
+                    break
+    final = steps[-1]
+    return model, {"min_agreement": min_agreement, "validation_sentences": len(expected),
+                   "plain_int8": plain, "ranking": ranking, "steps": steps[1:],
+                   "kept_in_float": final["float_kinds"],
+                   "float_operations": matching(final["float_kinds"], names),
+                   "agreement": final["agreement"], "reached": final["agreement"] >= min_agreement}
