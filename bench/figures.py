@@ -36,6 +36,10 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "quantize-min-agreement.json": ["bert_quantize.py", *MINILM, *TRAIN, "--min-agreement", "0.995"],
     "benchmark.json": ["bench/benchmark.py"],
     "benchmark-minilm.json": ["bench/benchmark.py", *MINILM, *TRAIN],
+    "benchmark-base-min-agreement.json": [
+        "bench/benchmark.py", "--models", "base", "--runners",
+        "pytorch-eager,openvino-bf16,openvino-int8+bf16,openvino-int8+bf16-ffn-out-float,"
+        "openvino-int8+bf16-ffn-float,ort-int8-static,ort-int8-static-ffn-float"],
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
     "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
     "frontier-openvino.json": ["bench/int8_variants.py", "--backend", "openvino", "--frontier",

@@ -25,7 +25,7 @@ from common.results import spread_cell  # noqa: E402
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 PROOF_POINTS = ("tiny.json", "base.json", "base-fp32.json", "quantize.json", "quantize-ort.json",
                 "quantize-int8-fp32.json")
-BENCHMARKS = ("benchmark-minilm.json", "benchmark.json")  # a real checkpoint; random weights
+BENCHMARKS = ("benchmark-minilm.json", "benchmark.json", "benchmark-base-min-agreement.json")  # a real checkpoint; random weights (two)
 
 
 def commit_shown(commit: str) -> str:

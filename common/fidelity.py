@@ -20,14 +20,16 @@ from .progress import progress_bar
 
 Model = TypeVar("Model")
 
-# (kind, regular expression over operation names) for BERT-style exports (BERT, RoBERTa, ELECTRA:
-# encoder/layer.N/...) and DistilBERT's (transformer/layer.N/ffn/lin1, attention/q_lin, ...)
+# (kind, regular expression over operation names) for the exports of BERT, RoBERTa, ELECTRA
+# (encoder/layer.N/...), DistilBERT (ffn/lin1, attention/q_lin, ...) and ALBERT (ffn, ffn_output,
+# attention/dense; its shared layer's second and later uses end in _1, _2, ...)
 KINDS = (
-    ("feed-forward output", r".*(/layer\.\d+/output/dense|/ffn/lin2)/.*"),
-    ("feed-forward input", r".*(/intermediate/dense|/ffn/lin1)/.*"),
-    ("attention output", r".*(/attention/output/dense|/attention/out_lin)/.*"),
-    ("attention projections", r".*(/self/(query|key|value)|/attention/[qkv]_lin)/.*"),
-    ("attention scores", r".*/attention(/self)?/MatMul(_1)?$"),  # QK^T and PV (or fused SDPA)
+    ("feed-forward output", r".*(/layer\.\d+/output/dense|/ffn/lin2|/ffn_output(_\d+)?)/.*"),
+    ("feed-forward input", r".*(/intermediate/dense/|/ffn/lin1/|/ffn(_\d+)?/MatMul).*"),
+    ("attention output", r".*(/attention/output/dense|/attention/out_lin|/attention/dense(_\d+)?)/.*"),
+    ("attention projections",
+     r".*(/self/(query|key|value)|/attention/[qkv]_lin|/attention/(query|key|value)(_\d+)?)/.*"),
+    ("attention scores", r".*/attention(_\d+)?(/self)?/MatMul(_1)?$"),  # QK^T, PV (or fused SDPA)
     ("pooler and classifier", r".*/(pooler|pre_classifier|classifier)/.*"),
 )
 

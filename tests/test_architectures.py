@@ -70,3 +70,29 @@ def test_an_export_that_answers_differently_is_refused(tiny_checkpoint, data_fil
     line = _run_expecting_error(tiny_checkpoint, data_file, tmp_path, capsys)
     assert line.startswith("bert_tiny: error: the ONNX export of BertForSequenceClassification does "
                            "not reproduce PyTorch's logits (max |Δlogit| ")
+
+
+def test_every_weight_matmul_of_each_architecture_is_of_one_kind_for_min_agreement(
+        checkpoint_of_kind, tmp_path):
+    """--min-agreement keeps kinds of layer in float by operation name: each architecture's
+    export has all six kinds, and no operation in two of them."""
+    import onnx
+
+    from common import fidelity
+    from common.batching import make_batches, tokenize
+    from common.cache import BuildCache
+    from common.checkpoints import load_checkpoint
+    from common.export import EXPORT_FILE, cached_export
+
+    kind, folder = checkpoint_of_kind
+    checkpoint = load_checkpoint(str(folder))
+    example = make_batches(tokenize(checkpoint.tokenizer, ["a fine film"], 128), 1).inputs[0]
+    export = cached_export(checkpoint, example, BuildCache(tmp_path / "c"))
+    graph = onnx.load(str(export.folder / EXPORT_FILE)).graph
+    names = [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm")]
+    kinds_of = {name: [k for k, _ in fidelity.KINDS if fidelity.matching([k], [name])]
+                for name in names}
+    assert all(len(kinds) <= 1 for kinds in kinds_of.values()), kind
+    assert {k for kinds in kinds_of.values() for k in kinds} == {k for k, _ in fidelity.KINDS}, kind
+    # what no kind holds stays INT8: ALBERT's and ELECTRA's embedding projections only
+    assert all("embedding" in name for name, kinds in kinds_of.items() if not kinds), kind

@@ -27,6 +27,7 @@ STATIC_RECIPE = {
     "float_outputs": True,  # OpTypesToExcludeOutputQuantization: MatMul
     "float_activation_matmuls": False,  # leave attention's QK^T and PV in float
     "calibrate_method": "MinMax",
+    "float_kinds": (),  # kinds of layer left in float (common/fidelity.py; --min-agreement's search)
 }
 DYNAMIC_RECIPE = {"fused_graph": True, "op_types": ("MatMul", "Attention")}
 
@@ -61,14 +62,12 @@ def activation_matmuls(model: onnx.ModelProto) -> list[str]:
             if node.op_type == "MatMul" and not any(name in weights for name in node.input)]
 
 
-def quantize_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict,
-                         float_kinds: Sequence[str] = ()) -> None:
-    """Static QDQ INT8, calibrated on the seeded samples; `float_kinds` (common/fidelity.py) left
-    in float."""
+def quantize_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict) -> None:
+    """Static QDQ INT8, calibrated on the seeded samples."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = onnx.load(str(source), load_external_data=False)
-    excluded = fidelity.matching(float_kinds, [node.name for node in model.graph.node])
+    excluded = fidelity.matching(recipe["float_kinds"], [node.name for node in model.graph.node])
     if recipe["float_activation_matmuls"]:
         excluded += activation_matmuls(model)
     extra = {"DefaultTensorType": FLOAT}
@@ -95,7 +94,8 @@ def agreeing_static_int8(source: Path, target: Path, calibration: Calibration, r
 
     def quantize(kinds: Sequence[str]) -> Path:
         candidates.append(target.with_name(f"candidate-{len(candidates)}.onnx"))
-        quantize_static_int8(source, candidates[-1], calibration, recipe, kinds)
+        quantize_static_int8(source, candidates[-1], calibration,
+                             {**recipe, "float_kinds": (*recipe["float_kinds"], *kinds)})
         return candidates[-1]
 
     def logits(path: Path):

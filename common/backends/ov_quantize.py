@@ -25,6 +25,7 @@ INT8_RECIPE = {
     # keeps its inputs (Q, K) unquantized
     "float_attention": False,
     "ignored_patterns": (),  # regular expressions over node names, e.g. the classifier head
+    "float_kinds": (),  # kinds of layer left in float (common/fidelity.py; --min-agreement's search)
 }
 
 
@@ -48,7 +49,7 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
 
         def ignored(kinds=()) -> Optional[object]:
             types = ["ScaledDotProductAttention"] if recipe["float_attention"] else []
-            names = list(recipe["ignored_patterns"]) + list(fidelity.patterns(kinds))
+            names = [*recipe["ignored_patterns"], *fidelity.patterns((*recipe["float_kinds"], *kinds))]
             return nncf.IgnoredScope(types=types, patterns=names, validate=False) \
                 if types or names else None
 
