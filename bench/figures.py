@@ -45,6 +45,7 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "frontier-openvino.json": ["bench/int8_variants.py", "--backend", "openvino", "--frontier",
                                "--remainder", "bf16"],
     "frontier-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime", "--frontier"],
+    "layer-gaps.json": ["bench/layer_gaps.py"],
     "ov-buckets.json": ["bench/ov_buckets.py"],
     "trial-cost.json": ["bench/trial_cost.py"],
 }

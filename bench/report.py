@@ -157,6 +157,19 @@ def variants_table(rows: list[dict]) -> str:
     return markdown(head, body)
 
 
+def gaps_table(doc: dict) -> str:
+    """bench/layer_gaps.py's rows, under the line that says what they were measured on."""
+    within = doc["evaluated_within_logit"]
+    return "\n".join([
+        f"{Path(doc['model']).name}, INT8 with the fp32 remainder, scored on a "
+        f"{doc['validation_sentences']}-sentence validation slice; {within['0.1']} of the "
+        f"{doc['evaluated_sentences']} evaluated sentences lie within 0.1 logit of the decision "
+        f"boundary ({within['0.3']} within 0.3).", "",
+        markdown(["in float", "layer", "slice logit gap (MSE)", "slice agreement"],
+                 [[r["in_float"], r["layer"], f"{r['logit_mse']:.4f}", f"{r['agreement']:.4f}"]
+                  for r in doc["rows"]])])
+
+
 def buckets_table(rows: list[dict]) -> str:
     """bench/ov_buckets.py's rows."""
     return markdown(
@@ -262,6 +275,9 @@ def render(folder: Path, chart: Path | None = None) -> str:
                           f"{Path(variants['model']).name}, {variants['calibration_samples']} "
                           f"calibration samples (seed {variants['seed']}){slice_}, median of "
                           f"{variants['rounds']} rounds.", "", variants_table(variants["rows"])]
+    gaps = _load(folder, "layer-gaps.json")
+    if gaps:
+        parts += ["", "#### Where INT8's error is (`bench/layer_gaps.py`)", "", gaps_table(gaps)]
     buckets = _load(folder, "ov-buckets.json")
     if buckets:
         parts += ["", "#### OpenVINO: padding widths to buckets (`bench/ov_buckets.py`)", "",

@@ -94,3 +94,13 @@ def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model],
                    "kept_in_float": final["float_kinds"],
                    "float_operations": matching(final["float_kinds"], names),
                    "agreement": final["agreement"], "reached": final["agreement"] >= min_agreement}
+
+
+def summary(report: dict) -> str:
+    """The line under the table: what the search kept in float, and the slice's agreement."""
+    kept = ", ".join(report["kept_in_float"]) or "nothing"
+    outcome = "reached" if report["reached"] else "not reached, even with every kind in float"
+    return (f"--min-agreement {report['min_agreement']}: kept in float: {kept}; the "
+            f"{report['validation_sentences']}-sentence validation slice agreed "
+            f"{report['plain_int8']['agreement']:.4f} as plain INT8, {report['agreement']:.4f} as "
+            f"built ({outcome})")

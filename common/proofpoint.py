@@ -7,6 +7,7 @@ import shlex
 import sys
 from typing import Sequence
 
+from . import fidelity
 from .backends import backend_module, candidates_for, versions_of
 from .backends.base import BuildOptions, Candidate, Runner
 from .backends.torch_ref import reference_runner
@@ -178,6 +179,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
             run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
     notes = ([f"labels: {examples.labels_rule}"] if examples.labels_rule else []) + flag_notes
+    if choice.runner.facts.get("accuracy_control"):
+        notes.append(fidelity.summary(choice.runner.facts["accuracy_control"]))
     if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
     document = {**provenance, "model": args.model, "dataset": args.dataset,

@@ -65,3 +65,18 @@ def test_bucket_benchmark_builds_through_the_backend(tiny_checkpoint, data_file,
         (1, False), (8, False), (1, True), (8, True)]
     assert all(r["widths"] >= 1 and r["first_pass"] > 0 for r in rows)
     assert rows[1]["widths"] <= rows[0]["widths"]  # fewer (or as many) shapes once bucketed
+
+
+@requires_openvino
+def test_layer_gaps_builds_one_layer_at_a_time(tiny_checkpoint, data_file, train_file, tmp_path):
+    out = tmp_path / "g.json"
+    _run(["bench/layer_gaps.py", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
+          "--calibration-dataset", str(train_file), "--calibration-samples", "40",
+          "--validation-samples", "10",
+          "--kinds", "feed-forward output", "--json", str(out)], tmp_path)
+    doc = json.loads(out.read_text())
+    assert [(r["in_float"], r["layer"]) for r in doc["rows"]] == [
+        ("nothing", "-"), ("feed-forward output", "every"), ("feed-forward output", "0"),
+        ("feed-forward output", "1")]
+    assert doc["validation_sentences"] == 10
+    assert all(r["logit_mse"] >= 0 and 0 <= r["agreement"] <= 1 for r in doc["rows"])

@@ -65,3 +65,14 @@ def test_kinds_the_model_lacks_are_not_searched():
                                 names, 0.5)
     assert "pooler and classifier" not in [r["kind"] for r in report["ranking"]]
     assert len(report["ranking"]) == 5
+
+
+def test_a_kind_in_one_layer_matches_that_layer_only():
+    import re
+
+    from bench.layer_gaps import in_layer
+
+    names = [f"/model/bert/encoder/layer.{i}/{part}/MatMul" for i in (0, 1, 11)
+             for part in ("output/dense", "attention/output/dense")]
+    pattern = re.compile(in_layer("feed-forward output", 1))
+    assert [n for n in names if pattern.match(n)] == ["/model/bert/encoder/layer.1/output/dense/MatMul"]

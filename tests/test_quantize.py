@@ -130,7 +130,7 @@ def float_matmuls(entry) -> set[str]:
 
 @pytest.mark.parametrize("backend", [OV, "onnxruntime"])
 def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_else_uses(
-        sensitive_tiny, tmp_path, backend):
+        sensitive_tiny, tmp_path, capsys, backend):
     from common.calibration import normalized
     from common.sst2 import load_examples
 
@@ -154,6 +154,9 @@ def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_
     assert kept == ranked[:len(kept)] and control["steps"][-1]["float_kinds"] == kept
     assert [step["agreement"] >= 0.99 for step in control["steps"]] == \
         [False] * (len(kept) - 1) + [True]
+    assert (f"--min-agreement 0.99: kept in float: {', '.join(kept)}; the 200-sentence validation "
+            f"slice agreed {control['plain_int8']['agreement']:.4f} as plain INT8, "
+            f"{control['agreement']:.4f} as built (reached)") in capsys.readouterr().out
     # what the JSON says stayed in float is what the built file holds in float
     entry = next(e for e in (cache / "entries").iterdir() if "int8" in e.name)
     weight_matmuls = {name for name in control["float_operations"] if "MatMul" in name
