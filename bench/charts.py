@@ -21,7 +21,8 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 SCRIPTS = {"tiny.json": "bert_tiny", "base.json": "bert_base", "base-fp32.json": "bert_base",
            "quantize.json": "bert_quantize", "quantize-ort.json": "bert_quantize",
-           "quantize-int8-fp32.json": "bert_quantize"}
+           "quantize-int8-fp32.json": "bert_quantize",
+           "quantize-min-agreement.json": "bert_quantize --min-agreement 0.995"}
 PNG = {"dpi": 110, "metadata": {"Software": None}}  # no version stamp: same files, same bytes
 
 
@@ -57,7 +58,9 @@ def proof_point(name: str, doc: dict) -> Point:
 
 def benchmark_points(doc: dict) -> list[Point]:
     """bench/benchmark.py's runners on a real checkpoint (random weights have no agreement worth
-    drawing); the eager reference is the line x = 1."""
+    drawing: none from them); the eager reference is the line x = 1."""
+    if not doc.get("model"):
+        return []
     return [Point(label=row["runner"], speedup=row["speedup"]["median"],
                   agreement=row["agreement"], accuracy=row["accuracy"], kind="benchmark")
             for row in doc["rows"] if row.get("agreement") is not None and row.get("speedup")]
@@ -72,7 +75,8 @@ def cpu_title(doc: dict) -> str:
 def cpu_chart(points: list[Point], title: str, subtitle: str, path: Path) -> int:
     """Speed (× PyTorch eager, log axis) against agreement, each point numbered, and beside it the
     numbered list with the figures (accuracy among them); returns how many points were drawn."""
-    fig, (ax, key) = plt.subplots(1, 2, figsize=(13, 6.4), gridspec_kw={"width_ratios": [3, 2]})
+    height = max(6.4, 0.27 * len(points) + 1.4)  # the list beside: two lines a point
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 2]})
     styles = {"benchmark": dict(marker="o", color="#4C72B0"),
               "proof point": dict(marker="s", color="#DD8452")}
     legends = {"benchmark": "bench/benchmark.py runner",
@@ -114,8 +118,8 @@ def cpu_chart(points: list[Point], title: str, subtitle: str, path: Path) -> int
     ax.set_ylabel("agreement with the reference (share of sentences)")
     fig.suptitle(f"{title}\n{subtitle}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    key.legend(*ax.get_legend_handles_labels(), loc="lower left", fontsize=8)  # off the points
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))  # the legend below, off the points and the list
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, **PNG)
     plt.close(fig)
