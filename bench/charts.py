@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 SCRIPTS = {"tiny.json": "bert_tiny", "base.json": "bert_base", "base-fp32.json": "bert_base",
            "quantize.json": "bert_quantize", "quantize-ort.json": "bert_quantize",
            "quantize-int8-fp32.json": "bert_quantize",
-           "quantize-min-agreement.json": "bert_quantize --min-agreement 0.995"}
+           "quantize-min-agreement.json": "bert_quantize"}
 PNG = {"dpi": 110, "metadata": {"Software": None}}  # no version stamp: same files, same bytes
 
 
@@ -51,7 +51,9 @@ def proof_point(name: str, doc: dict) -> Point:
     """The built model of a proof point's JSON."""
     built = doc["runs"][1]
     choice = doc.get("choice") or {}
-    return Point(label=f"{SCRIPTS.get(name, name)}: {built['backend']} {built['precision']}",
+    control = (built.get("build_facts") or {}).get("accuracy_control")
+    flag = f" --min-agreement {control['min_agreement']}" if control else ""
+    return Point(label=f"{SCRIPTS.get(name, name)}{flag}: {built['backend']} {built['precision']}",
                  speedup=built["speedup"]["median"], agreement=built["agreement"],
                  accuracy=built["accuracy"], kind="proof point", chosen=bool(choice.get("trial")))
 
@@ -130,7 +132,7 @@ def cross_cpu_chart(folders: list[tuple[str, dict[str, dict]]], path: Path) -> i
     """The proof points' × PyTorch eager, grouped by proof point, one bar per results folder (CPU),
     whiskers min–max of the rounds, the precision that ran under each bar; returns the bar count."""
     names = [name for name in SCRIPTS if any(name in docs for _, docs in folders)]
-    fig, ax = plt.subplots(figsize=(11, 5.5))
+    fig, ax = plt.subplots(figsize=(max(11.0, 2.0 * len(names)), 5.5))  # room for file names
     width = 0.8 / len(folders)
     bars = 0
     for f, (folder, docs) in enumerate(folders):
