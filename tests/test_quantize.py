@@ -182,3 +182,15 @@ def test_min_agreement_with_dynamic_int8_is_one_line(tiny_checkpoint, data_file,
         "bert_quantize: error: --min-agreement searches calibrated (static) INT8; dynamic INT8 "
         "has no calibration: drop --quantization dynamic")
     assert not (tmp_path / "c" / "entries").exists()
+
+
+def test_min_agreement_where_only_groqflow_builds_is_one_line():
+    from common.backends.base import Candidate
+    from common.proofpoint import with_accuracy_control
+
+    with pytest.raises(UserError, match=r"^--min-agreement: groqflow cannot keep layers in float to "
+                                        r"meet it; OpenVINO and ONNX Runtime can: --backend "
+                                        r"openvino or onnxruntime$"):
+        with_accuracy_control([Candidate("groqflow", "int8")], 0.99, "static")
+    kept = [Candidate("openvino", "int8", "fp32"), Candidate("onnxruntime", "int8", "fp32")]
+    assert with_accuracy_control([Candidate("groqflow", "int8"), *kept], 0.99, "static") == kept
