@@ -25,8 +25,8 @@ from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration  # noqa: E402
-from common.cli import DEFAULT_VALIDATION_SAMPLES  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
+from common.cli import DEFAULT_VALIDATION_SAMPLES  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
 from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
 from common.files import write_atomic  # noqa: E402

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import onnx
 
+from .. import fidelity
 from ..batching import make_batches
 from ..progress import progress_bar
 from ..quiet import loggers_at_error
-from .. import fidelity
 from .base import Calibration
 
 FLOAT = onnx.TensorProto.FLOAT
