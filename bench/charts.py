@@ -1,6 +1,7 @@
 """Charts of the measured results, drawn from the JSON files only (matplotlib, headless, the same
 bytes for the same files): per results folder, every runner's speed against its agreement with the
-PyTorch reference; across folders, the proof points' speed-ups side by side per CPU.
+PyTorch reference; where measured, what --min-agreement trades (bench/int8_variants.py --frontier);
+across folders, the proof points' speed-ups side by side per CPU.
 
 The figures are the ones the README's tables print from the same fields, so chart and table agree.
 A value a chart cannot honestly show (a speed-up that is not a positive number, an agreement or an
@@ -122,6 +123,54 @@ def cpu_chart(points: list[Point], title: str, subtitle: str, path: Path) -> int
     ax.grid(True, which="both", alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))  # the legend below, off the points and the list
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **PNG)
+    plt.close(fig)
+    return drawn
+
+
+def frontier_points(doc: dict) -> list[Point]:
+    """bench/int8_variants.py --frontier's builds (the reference aside), by speed; builds within 3%
+    of each other's speed at the same agreement (the same model: the search kept nothing more in
+    float) are one point, their labels joined."""
+    points: list[Point] = []
+    for row in sorted(doc["rows"][1:], key=lambda row: row["speedup"]["median"]):
+        point = Point(label=row["variant"].replace("--min-agreement ", "min-agreement ")
+                      .replace(" (the default)", "").replace(" (no INT8)", ""),
+                      speedup=row["speedup"]["median"], agreement=row["agreement"],
+                      accuracy=row["accuracy"], kind="benchmark")
+        last = points[-1] if points else None
+        if last and last.agreement == point.agreement and point.speedup / last.speedup < 1.03:
+            point = Point(label=f"{last.label}, {point.label}", speedup=last.speedup,
+                          agreement=last.agreement, accuracy=last.accuracy, kind="benchmark")
+            points.pop()
+        points.append(point)
+    return points
+
+
+def frontier_chart(docs: dict[str, dict], title: str, path: Path) -> int:
+    """What --min-agreement trades: per backend, speed (× PyTorch fp32, log axis) against
+    agreement on the evaluated sentences, every build labelled (the first backend's above its
+    points, the second's below), joined in order of speed; returns how many points were drawn."""
+    fig, ax = plt.subplots(figsize=(10, 5.6))
+    drawn = 0
+    for (backend, doc), color, offset in zip(docs.items(), ("#4C72B0", "#DD8452"), (8, -13)):
+        points = frontier_points(doc)
+        ax.plot([p.speedup for p in points], [p.agreement for p in points], marker="o",
+                color=color, label=f"{backend} ({Path(doc['model']).name})", zorder=3)
+        for p in points:
+            ax.annotate(p.label, (p.speedup, p.agreement), textcoords="offset points",
+                        fontsize=7.5, ha="center", xytext=(0, offset), color=color)
+        drawn += len(points)
+    ax.set_xscale("log")
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis(FuncFormatter(lambda value, _: f"{value:g}×"))
+    ax.set_xlabel("speed, × PyTorch eager fp32 (median of the rounds; log scale)")
+    ax.set_ylabel("agreement with the reference on the evaluated sentences")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, **PNG)
     plt.close(fig)

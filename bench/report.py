@@ -226,6 +226,13 @@ def draw(folders: list[Path], plots: Path) -> dict[str, Path]:
         drawn[folder.name] = plots / f"{folder.name}.png"
         charts.cpu_chart(points, charts.cpu_title(next(iter(docs.values()))),
                          f"{folder.name}: {measured}", drawn[folder.name])
+        frontiers = {backend: doc for backend, doc in (
+            (b, _load(folder, f"frontier-{b}.json")) for b in ("openvino", "onnxruntime")) if doc}
+        if frontiers:
+            drawn[f"{folder.name}-frontier"] = plots / f"{folder.name}-frontier.png"
+            charts.frontier_chart(frontiers, f"{folder.name}: what --min-agreement trades\n"
+                                  f"{charts.cpu_title(next(iter(docs.values())))}",
+                                  drawn[f"{folder.name}-frontier"])
     if len(folders) > 1:
         drawn["cpus"] = plots / "cpus.png"
         charts.cross_cpu_chart([(f.name, proof_points(f)) for f in folders], drawn["cpus"])
@@ -241,7 +248,9 @@ def image(path: Path, caption: str) -> str:
     return f"![{caption}]({relative(path)})"
 
 
-def render(folder: Path, chart: Path | None = None) -> str:
+def render(folder: Path, drawn: dict[str, Path]) -> str:
+    """The folder's README section; `drawn`: draw()'s charts, if any."""
+    chart, frontier_chart = drawn.get(folder.name), drawn.get(f"{folder.name}-frontier")
     docs = list(proof_points(folder).values())
     first = docs[0]
     commit = commit_shown(first["git_commit"])
@@ -266,6 +275,8 @@ def render(folder: Path, chart: Path | None = None) -> str:
                       "", benchmark_table(bench)]
     for kind, title, flag in (("variants", "INT8 recipes", ""),
                               ("frontier", "What --min-agreement trades", " --frontier")):
+        if kind == "frontier" and frontier_chart:
+            parts += ["", image(frontier_chart, f"what --min-agreement trades on {folder.name}")]
         for backend in ("openvino", "onnxruntime"):
             variants = _load(folder, f"{kind}-{backend}.json")
             if variants:
@@ -297,7 +308,7 @@ def main(argv=None) -> int:
     if not folders:
         raise SystemExit("none of the folders holds proof-point JSON files")
     drawn = draw(folders, args.plots.resolve()) if args.plots else {}
-    sections = [render(folder, drawn.get(folder.name)) for folder in folders]
+    sections = [render(folder, drawn) for folder in folders]
     if "cpus" in drawn:
         sections.insert(0, image(drawn["cpus"], "the proof points' speed-ups on each CPU"))
     text = "\n\n".join(sections)

@@ -119,3 +119,27 @@ def test_a_glob_over_the_results_passes_over_the_plots_folder(tmp_path, capsys):
     assert f"{plots}: no proof-point JSON files; passed over" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="none of the folders holds proof-point JSON files"):
         report.main([str(plots)])
+
+
+def frontier_doc(rows):
+    return {"model": "/m/minilm", "rows": [
+        {"variant": name, "accuracy": 0.87, "agreement": agreement,
+         "speedup": {"median": speedup, "min": speedup, "max": speedup}}
+        for name, speedup, agreement in [("pytorch fp32 (reference)", 1.0, 1.0), *rows]]}
+
+
+def test_frontier_points_join_builds_that_are_one_model_and_the_chart_draws_each_once(tmp_path):
+    doc = frontier_doc([("fp32 (no INT8)", 2.0, 1.0), ("plain INT8 (the default)", 5.0, 0.99),
+                        ("--min-agreement 0.99", 5.1, 0.99), ("--min-agreement 0.995", 4.0, 0.995),
+                        ("--min-agreement 0.999", 5.2, 0.99)])
+    points = charts.frontier_points(doc)
+    assert [(p.label, p.speedup, p.agreement) for p in points] == [
+        ("fp32", 2.0, 1.0), ("min-agreement 0.995", 4.0, 0.995),
+        ("plain INT8, min-agreement 0.99", 5.0, 0.99), ("min-agreement 0.999", 5.2, 0.99)]
+    path = tmp_path / "f.png"
+    assert charts.frontier_chart({"openvino": doc, "onnxruntime": frontier_doc(
+        [("fp32 (no INT8)", 2.1, 1.0)])}, "title", path) == 5
+    first = path.read_bytes()
+    charts.frontier_chart({"openvino": doc, "onnxruntime": frontier_doc(
+        [("fp32 (no INT8)", 2.1, 1.0)])}, "title", path)
+    assert path.read_bytes() == first and first.startswith(b"\x89PNG")
