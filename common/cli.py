@@ -110,7 +110,7 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                        help="INT8 that answers as the float model does on at least this share of "
                             "a validation slice of the training data (none of it calibrated on or "
                             "evaluated): the kinds of layer whose INT8 error is largest stay in "
-                            "float until it does (OpenVINO, ONNX Runtime; static INT8); e.g. 0.995")
+                            "float until it does (OpenVINO, ONNX Runtime; static INT8); e.g. 0.993")
         p.add_argument("--validation-samples", type=int_in(10, 100_000),
                        default=DEFAULT_VALIDATION_SAMPLES,
                        help="size of that validation slice, drawn with --seed + 1 "
