@@ -44,6 +44,9 @@ def draw_validation(sentences: Sequence[str], calibration: np.ndarray, count: in
     if len(rows) == 0:
         raise UserError("no training sentence is left for the validation slice once calibration "
                         "and evaluation sentences are set aside")
+    if len(rows) < count:
+        print(f"validation slice: {len(rows)} training rows are neither calibrated on nor "
+              f"evaluated, fewer than the {count} asked for; using all {len(rows)}", file=sys.stderr)
     return np.sort(rows[draw_indices(len(rows), count, seed + 1)])
 
 

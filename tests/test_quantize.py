@@ -194,3 +194,14 @@ def test_min_agreement_where_only_groqflow_builds_is_one_line():
         with_accuracy_control([Candidate("groqflow", "int8")], 0.99, "static")
     kept = [Candidate("openvino", "int8", "fp32"), Candidate("onnxruntime", "int8", "fp32")]
     assert with_accuracy_control([Candidate("groqflow", "int8"), *kept], 0.99, "static") == kept
+
+
+def test_a_validation_slice_larger_than_what_is_left_uses_it_all_and_says_so(tiny_checkpoint,
+                                                                             train_file, capsys):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    calibration = draw_calibration(str(train_file), None, 0, 40, tokenizer, 128, ["other"], 1000)
+    assert len(calibration.validation_indices) == 60 - 40 == len(calibration.validation)
+    assert not set(calibration.validation_indices) & set(calibration.indices)
+    assert capsys.readouterr().err.strip() == (
+        "validation slice: 20 training rows are neither calibrated on nor evaluated, fewer than "
+        "the 1000 asked for; using all 20")
