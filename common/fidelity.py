@@ -4,9 +4,10 @@ does, searched on the validation slice (never on the evaluated sentences).
 Why kinds of layer (every layer's feed-forward output MatMul, ...) and not single operations:
 measured on the shared MiniLM (README, "INT8 that agrees"; bench/layer_gaps.py), INT8's error is
 spread over all six layers: one kind kept in float in every layer removes more of it than the same
-kind in any one layer; a kind also means the same thing in a 6- and a 12-layer BERT. Why the logits' mean squared gap ranks them: agreement
-on a slice moves by single flips of sentences on the decision boundary, while the gap is measured on
-every sentence. The search stops at the first set of kinds whose agreement reaches the target.
+kind in any one layer; a kind also means the same thing in a 6- and a 12-layer BERT. Why the
+logits' mean squared gap ranks them: agreement on a slice moves by single flips of sentences on the
+decision boundary, while the gap is measured on every sentence. The search stops at the first set
+of kinds whose agreement reaches the target.
 """
 from __future__ import annotations
 
