@@ -4,8 +4,9 @@ the CPU or a library lists (a Xeon whose AMX a VM hides lists bf16 and runs it a
 Every candidate build is timed on a few of the run's own batches, spread over their lengths and each
 cut in as many pieces as a backend keeps in flight, in interleaved rounds (so drift hits them
 alike), and checked against the reference's answers on the same sentences; the fastest that agrees
-is chosen. The decision is cached for this host, weights,
-library versions and candidate set, so a second run does not trial again.
+is chosen. A build far slower than the reference in its first pass is dropped, not timed. The
+decision is cached for this host, weights, library versions and candidate set, so a second run does
+not trial again.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .backends.base import Candidate, Runner
 from .batching import Batches
 from .cache import BuildCache, cache_key
 from .cpu import cpu_info, usable_cpus
+from .errors import UserError
 from .evaluate import Evaluation, measure
 
 AGREEMENT = {"float": 0.995, "int8": 0.95}  # INT8's gate catches a broken build; its fidelity is
@@ -29,6 +31,12 @@ TRIAL_REFERENCE_SECONDS = 0.5  # the reference's time over the trial batches, at
 TRIAL_BATCHES = 4
 TRIAL_ROUNDS = 2  # 3 cost 10.3% of a first BERT-base-shaped run here (bench/trial_cost.py)
 SAME_SPEED = 0.03  # medians this close are within a short trial's noise: agreement decides
+# A build whose first pass would take longer than this many times the reference's seconds on the
+# trial sentences (at least FIRST_PASS_FLOOR_S) is not timed: measured, OpenVINO INT8 with an fp16
+# remainder on an AMX Xeon that lists FP16 ran a 16-sentence batch in 32 s, 1000x the others, and
+# the trial would have spent many minutes on it. Its one-time costs (a first call) do not count.
+FIRST_PASS_LIMIT = 10
+FIRST_PASS_FLOOR_S = 2.0
 CHOICE_ENTRY = "choice"
 
 
@@ -45,9 +53,11 @@ class Choice:
         ran = f"{self.runner.backend} {self.runner.precision}"  # read back, not the request
         if not rec["trial"]:
             return f"backend: {ran} ({rec['why']})"
-        speeds = {c["candidate"]: c["sent_per_s"] for c in rec["candidates"]}
+        speeds = {c["candidate"]: c.get("sent_per_s") for c in rec["candidates"]}
         runner_up = rec["runner_up"]
         against = (f"; runner-up {runner_up} {speeds[runner_up]:.0f} sent/s" if runner_up else "")
+        dropped = [c["candidate"] for c in rec["candidates"] if "dropped" in c]
+        against += f"; too slow to time: {', '.join(dropped)}" if dropped else ""
         how = ("cached trial" if rec["cached"] else f"trial of {rec['trial_seconds']:.1f} s") + \
             f" on {rec['trial_sentences']} sentences"
         return (f"backend: {ran}, {speeds[rec['chosen']]:.0f} sent/s{against} "
@@ -80,6 +90,26 @@ def _agreement(outputs: list, expected: list) -> tuple[float, float]:
             float(np.abs(got - want).max()))
 
 
+def first_pass(runner: Runner, pieces: Sequence[dict], budget: float
+               ) -> tuple[Optional[list], float]:
+    """The runner's answers on every piece (None where the pass would run past `budget` seconds:
+    it stops there) and the sentences/s it ran at. One sentence is run twice first: the first call
+    bears the one-time costs (first shapes, a device's start-up) and is not counted, the second
+    bounds a sentence's cost, so that a very slow build stops after seconds, not after a piece."""
+    one = {name: array[:1] for name, array in pieces[0].items()}
+    runner.run_all([one])
+    start = time.perf_counter()
+    runner.run_all([one])
+    done, outputs = 1, []
+    for piece in pieces:
+        elapsed = time.perf_counter() - start
+        if elapsed + elapsed / done * len(piece["input_ids"]) > budget:
+            return None, done / elapsed
+        outputs += runner.run_all([piece])[0]
+        done += len(piece["input_ids"])
+    return outputs, done / (time.perf_counter() - start)
+
+
 def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
                reference: Evaluation, kind: str) -> dict:
     """Agreement and interleaved timing of every built candidate on the trial batches."""
@@ -96,22 +126,36 @@ def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
     trial = Batches(inputs=inputs, rows=rows, count=batches.count)
     sentences = sum(len(rows) for rows in trial.rows)
     expected = [reference.logits[rows] for rows in trial.rows]
-    entries = []
-    for candidate in candidates:  # the untimed first pass: warms every shape, gives the answers
-        outputs, _ = runners[candidate].run_all(trial.inputs)
-        agreement, gap = _agreement(outputs, expected)
-        entries.append({"candidate": str(candidate), "backend": candidate.backend,
-                        "precision": candidate.label, "ran": runners[candidate].name,
-                        "agreement": agreement, "max_abs_logit_diff": gap})
-    timings = measure([(runners[c], trial, None) for c in candidates], sentences, TRIAL_ROUNDS,
-                      desc="trial")
-    for entry, timing in zip(entries, timings):
-        speeds = timing.throughputs()
-        entry.update(sent_per_s=statistics.median(speeds), sent_per_s_min=min(speeds),
-                     sent_per_s_max=max(speeds))
     reference_seconds = sum(reference.batch_seconds[i] for i in chosen_batches)
+    budget = max(FIRST_PASS_FLOOR_S, FIRST_PASS_LIMIT * reference_seconds)
+    entries, timed = {}, []
+    for candidate in candidates:  # the untimed first pass: warms every shape, gives the answers
+        entries[candidate] = {"candidate": str(candidate), "backend": candidate.backend,
+                              "precision": candidate.label, "ran": runners[candidate].name}
+        outputs, rate = first_pass(runners[candidate], trial.inputs, budget)
+        if outputs is None:
+            entries[candidate].update(first_pass_sent_per_s=rate, dropped=(
+                f"{rate:.1f} sent/s in its first pass: the trial sentences would take over "
+                f"{budget:.1f} s ({FIRST_PASS_LIMIT}× the reference's {reference_seconds:.2f} s, "
+                f"at least {FIRST_PASS_FLOOR_S:.0f} s); not timed"))
+            continue
+        agreement, gap = _agreement(outputs, expected)
+        entries[candidate].update(agreement=agreement, max_abs_logit_diff=gap)
+        timed.append(candidate)
+    if not timed:
+        rates = "; ".join(f"{e['candidate']} {e['first_pass_sent_per_s']:.1f} sent/s"
+                          for e in entries.values())
+        raise UserError(f"every build ran over {FIRST_PASS_LIMIT}× slower than PyTorch in its first "
+                        f"trial pass ({rates}); pass --backend and --precision to run one anyway")
+    timings = measure([(runners[c], trial, None) for c in timed], sentences, TRIAL_ROUNDS,
+                      desc="trial")
+    for candidate, timing in zip(timed, timings):
+        speeds = timing.throughputs()
+        entries[candidate].update(sent_per_s=statistics.median(speeds), sent_per_s_min=min(speeds),
+                                  sent_per_s_max=max(speeds))
+    measured = [entries[c] for c in timed]
     threshold = AGREEMENT[kind]
-    agreeing = [e for e in entries if e["agreement"] >= threshold]
+    agreeing = [e for e in measured if e["agreement"] >= threshold]
     if agreeing:
         top = max(e["sent_per_s"] for e in agreeing)
         fastest = [e for e in agreeing if e["sent_per_s"] >= (1 - SAME_SPEED) * top]
@@ -119,11 +163,11 @@ def _run_trial(candidates: Sequence[Candidate], runners: dict, batches: Batches,
         why = (f"the fastest agreeing with the reference on ≥ {threshold:.1%} of the trial "
                f"sentences; within {SAME_SPEED:.0%} of the fastest, the one agreeing most")
     else:
-        chosen = max(entries, key=lambda e: (e["agreement"], e["sent_per_s"]))
+        chosen = max(measured, key=lambda e: (e["agreement"], e["sent_per_s"]))
         why = (f"none agreed with the reference on ≥ {threshold:.1%} of the trial sentences; "
                "the closest")
-    others = sorted((e for e in entries if e is not chosen), key=lambda e: -e["sent_per_s"])
-    return {"trial": True, "candidates": entries, "chosen": chosen["candidate"],
+    others = sorted((e for e in measured if e is not chosen), key=lambda e: -e["sent_per_s"])
+    return {"trial": True, "candidates": list(entries.values()), "chosen": chosen["candidate"],
             "runner_up": others[0]["candidate"] if others else None, "why": why,
             "agreement_threshold": threshold, "trial_sentences": sentences,
             "trial_batches": len(chosen_batches), "pieces_per_batch": pieces,

@@ -36,3 +36,17 @@ def test_report_renders_the_runs_numbers_and_rewrites_only_the_readme_block(
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{report.END}\nafter\n")
     assert "old figures" not in text and row in text and doc["git_commit"][:12] in text
+
+
+def test_the_trial_table_shows_a_dropped_build_as_not_timed():
+    doc = {"command": ["bert_quantize.py", "--json", "q.json"], "choice": {
+        "trial": True, "chosen": "openvino int8+bf16", "trial_sentences": 128, "rounds": 2,
+        "trial_seconds": 3.25, "candidates": [
+            {"candidate": "openvino int8+bf16", "sent_per_s": 1520.4, "sent_per_s_min": 1300.2,
+             "sent_per_s_max": 1740.0, "agreement": 0.9921875},
+            {"candidate": "openvino int8+fp16", "first_pass_sent_per_s": 0.54, "dropped": "..."}]}}
+    assert report.trial_table([doc]).splitlines()[2:] == [
+        "| `python bert_quantize.py` | openvino int8+bf16 | 1520 (1300–1740) | 0.9922 | **yes** |",
+        "| `python bert_quantize.py` | openvino int8+fp16 | not timed: 0.5 sent/s in its first pass "
+        "| - |  |",
+        "|  | trial: 128 sentences, 2 rounds, 3.2 s |  |  |  |"]

@@ -10,6 +10,7 @@ from common import trial
 from common.backends.base import Candidate, Runner
 from common.batching import Encoded, make_batches
 from common.cache import BuildCache
+from common.errors import UserError
 from common.evaluate import Evaluation
 from common.proofpoint import main
 
@@ -142,6 +143,52 @@ def test_equally_fast_builds_are_told_apart_by_agreement(reference, batches, tmp
     # int8+bf16 is 1% faster but agrees less: int8+fp32 runs
     assert str(choice.candidate) == "standin int8+fp32"
     assert choice.record["agreement_threshold"] == trial.AGREEMENT["int8"]
+
+
+def test_a_build_far_slower_than_the_reference_is_dropped_after_a_few_calls(
+        reference, batches, tmp_path, monkeypatch):
+    """As OpenVINO INT8 with an fp16 remainder ran on an AMX Xeon (1000x slower than the others):
+    it is not timed, and stops as soon as its own pace says the pass would run past the limit."""
+    monkeypatch.setattr(trial, "FIRST_PASS_LIMIT", 1)  # the reference's 0.4 s on the trial batches
+    monkeypatch.setattr(trial, "FIRST_PASS_FLOOR_S", 0.2)
+    stand_ins = StandIns(fp32=(0.1, False), fp16=(100.0, False))  # 100 ms a sentence
+    answered = []
+    build = stand_ins.build
+
+    def counting(candidate):
+        runner = build(candidate)
+        predict = runner.predict
+        runner.predict = lambda batch: answered.append((candidate.precision, len(batch["input_ids"]))) \
+            or predict(batch)
+        return runner
+
+    start = time.perf_counter()
+    choice = trial.choose(stand_ins.candidates(), counting, reference, batches, BuildCache(tmp_path),
+                          {"weights": "w"})
+    assert time.perf_counter() - start < 2.0
+    assert str(choice.candidate) == "standin fp32" and choice.record["runner_up"] is None
+    slow = next(c for c in choice.record["candidates"] if c["precision"] == "fp16")
+    assert "sent_per_s" not in slow and "agreement" not in slow
+    assert 8 < slow["first_pass_sent_per_s"] < 10.5  # 100 ms a sentence, sleep's overshoot aside
+    assert slow["dropped"].startswith(f"{slow['first_pass_sent_per_s']:.1f} sent/s in its first "
+                                      "pass: the trial sentences would take over 0.4 s")
+    # two single sentences, then one 2-sentence piece: 0.1 + 0.2 s, the next would pass 0.4 s
+    assert [n for kind, n in answered if kind == "fp16"] == [1, 1, 2]
+    assert choice.banner().startswith("backend: standin fp32, ") and \
+        "; too slow to time: standin fp16 (" in choice.banner()
+
+
+def test_when_every_build_is_far_slower_than_the_reference_the_trial_says_so(
+        reference, batches, tmp_path, monkeypatch):
+    monkeypatch.setattr(trial, "FIRST_PASS_LIMIT", 1)
+    monkeypatch.setattr(trial, "FIRST_PASS_FLOOR_S", 0.2)
+    with pytest.raises(UserError, match=r"^every build ran over 1× slower than PyTorch in its first "
+                                        r"trial pass \(standin fp32 \d+\.\d sent/s; standin bf16 "
+                                        r"\d+\.\d sent/s\); pass --backend and --precision to run "
+                                        r"one anyway$"):
+        choose(StandIns(fp32=(100.0, False), bf16=(100.0, False)), reference, batches,
+               BuildCache(tmp_path))
+    assert not list((tmp_path / "entries").glob("*"))  # no decision was cached
 
 
 def test_a_second_run_reuses_the_decision_and_rebuild_always_trials_again(reference, batches,
