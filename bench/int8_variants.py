@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
@@ -60,10 +61,10 @@ MIN_AGREEMENTS = (0.99, 0.993, 0.995)
 FLOATS = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}
 
 
-def frontier(backend: str) -> list[tuple[str, dict]]:
+def frontier(backend: str, targets: Sequence[float]) -> list[tuple[str, dict]]:
     return ([(f"{p} (no INT8)", {"precision": p}) for p in FLOATS[backend]]
             + [("plain INT8 (the default)", {})]
-            + [(f"--min-agreement {a}", {"min_agreement": a}) for a in MIN_AGREEMENTS])
+            + [(f"--min-agreement {a}", {"min_agreement": a}) for a in targets])
 
 
 def main() -> int:
@@ -79,6 +80,8 @@ def main() -> int:
     p.add_argument("--frontier", action="store_true",
                    help="--min-agreement settings against plain INT8 and the float builds, instead "
                         "of the recipes")
+    p.add_argument("--min-agreements", default=",".join(map(str, MIN_AGREEMENTS)),
+                   help="--frontier: the comma-separated --min-agreement settings built")
     p.add_argument("--validation-samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
                    help="--frontier: the slice --min-agreement searches on")
     p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
@@ -96,7 +99,8 @@ def main() -> int:
                                    args.calibration_samples, checkpoint.tokenizer, 128,
                                    examples.sentences,
                                    args.validation_samples if args.frontier else 0)
-    variants = frontier(args.backend) if args.frontier else VARIANTS[args.backend]
+    variants = (frontier(args.backend, [float(a) for a in args.min_agreements.split(",")])
+                if args.frontier else VARIANTS[args.backend])
     if args.only:
         variants = [variants[int(i)] for i in args.only.split(",")]
     reference = reference_runner(checkpoint.model)

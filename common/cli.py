@@ -108,9 +108,10 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                             f"(default: {DEFAULT_SEED})")
         p.add_argument("--min-agreement", type=share, metavar="A",
                        help="INT8 that answers as the float model does on at least this share of "
-                            "a validation slice of the training data (none of it calibrated on or "
-                            "evaluated): the kinds of layer whose INT8 error is largest stay in "
-                            "float until it does (OpenVINO, ONNX Runtime; static INT8); e.g. 0.993")
+                            "sentences, as a validation slice of the training data (none of it "
+                            "calibrated on or evaluated) shows with 95%% confidence: the kinds of "
+                            "layer whose INT8 error is largest stay in float until it does "
+                            "(OpenVINO, ONNX Runtime; static INT8); e.g. 0.995")
         p.add_argument("--validation-samples", type=int_in(10, 100_000),
                        default=DEFAULT_VALIDATION_SAMPLES,
                        help="size of that validation slice, drawn with --seed + 1 "

@@ -60,14 +60,16 @@ def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoi
 
 
 def with_accuracy_control(candidates: list[Candidate], min_agreement: float | None,
-                          quantization: str | None) -> list[Candidate]:
+                          quantization: str | None, validation_samples: int) -> list[Candidate]:
     """With --min-agreement, the builds of backends that can keep layers in float to meet it; its
-    validation slice is drawn beside the calibration samples, so static INT8 only."""
+    validation slice is drawn beside the calibration samples, so static INT8 only, and must be
+    large enough to show the target at all."""
     if min_agreement is None:
         return candidates
     if quantization != "static":
         raise UserError("--min-agreement searches calibrated (static) INT8; dynamic INT8 has no "
                         "calibration: drop --quantization dynamic")
+    fidelity.check_slice(min_agreement, validation_samples)
     kept = [c for c in candidates if getattr(backend_module(c.backend), "ACCURACY_CONTROL", False)]
     if not kept:
         names = " and ".join(dict.fromkeys(c.backend for c in candidates))
@@ -124,7 +126,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                                                getattr(args, "precision", "auto"))
     calibrate = spec.quantize and args.quantization == "static"
     candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None),
-                                       quantization)
+                                       quantization, getattr(args, "validation_samples", 0))
     flag_notes = check_flags(args, candidates, calibrate)
     sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)
@@ -164,11 +166,13 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
 
     reference = evaluate(reference_runner(checkpoint.model), batches)
     forced = forced_by(args)
-    choice = choose(candidates, build, reference, batches, cache,
-                    {"weights": checkpoint.digest, "batch_size": args.batch_size,
-                     "max_length": args.max_length,
-                     "calibration": calibration.cache_parts() if calibration else None,
-                     "min_agreement": getattr(args, "min_agreement", None)},
+    context = {"weights": checkpoint.digest, "batch_size": args.batch_size,
+               "max_length": args.max_length,
+               "calibration": calibration.cache_parts() if calibration else None,
+               "min_agreement": getattr(args, "min_agreement", None)}
+    if context["min_agreement"] is not None:
+        context["min_agreement_rule"] = fidelity.RULE
+    choice = choose(candidates, build, reference, batches, cache, context,
                     why_single=f"as {forced} asks" if forced else "the only build offered here")
     print(choice.banner(), file=sys.stderr)
     static_shape = backend_module(choice.candidate.backend).STATIC_SHAPE

@@ -1,17 +1,21 @@
 """--min-agreement's search over kinds of layer, on a stand-in quantizer whose flips are known."""
+import re
+
 import numpy as np
+import pytest
 
 from common import fidelity
+from common.errors import UserError
 
 NAMES = [f"/model/bert/encoder/layer.{i}/{part}/MatMul" for i in range(2) for part in (
     "attention/self/query", "attention/self/key", "attention/self/value", "attention/output/dense",
     "intermediate/dense", "output/dense")] + [
     "/model/bert/encoder/layer.0/attention/self/MatMul", "/model/bert/encoder/layer.0/output/LayerNorm/Add",
     "/model/bert/pooler/dense/Gemm", "/model/classifier/Gemm"]
-# sentences each kind flips while it is INT8 (the first ones of 100, which the float model calls 1)
-FLIPS = {"feed-forward output": 6, "feed-forward input": 3, "attention projections": 1,
+# sentences each kind flips while it is INT8 (the first ones of 1000, which the float model calls 1)
+FLIPS = {"feed-forward output": 30, "feed-forward input": 15, "attention projections": 5,
          "attention output": 0, "attention scores": 0, "pooler and classifier": 0}
-FLOAT = np.tile([[0.0, 1.0]], (100, 1))
+FLOAT = np.tile([[0.0, 1.0]], (1000, 1))
 
 
 def run(min_agreement: float, floor: int = 0):
@@ -32,31 +36,63 @@ def run(min_agreement: float, floor: int = 0):
     return model, report, built
 
 
-def test_kinds_are_added_in_order_of_the_gap_they_leave_until_the_slice_agrees():
+def test_the_wilson_lower_bound_at_95_percent():
+    """Values worked by hand from the score interval's formula, z = 1.6449."""
+    assert fidelity.lower_bound(1000, 1000) == pytest.approx(1000 / (1000 + 1.6449 ** 2))
+    assert fidelity.lower_bound(995, 1000) == pytest.approx(0.98976, abs=2e-5)
+    assert fidelity.lower_bound(999, 1000) == pytest.approx(0.99553, abs=2e-5)
+    assert fidelity.lower_bound(98, 100) == pytest.approx(0.94135, abs=2e-5)
+
+
+def test_kinds_are_added_in_order_of_the_gap_they_leave_until_the_slice_shows_the_target():
+    """5 flips in 1000 is 0.995, but shows only 0.9898 with 95% confidence: under 0.99, so the
+    search goes on to a third kind."""
     model, report, built = run(0.99)
-    assert report["plain_int8"]["agreement"] == 0.90
+    assert report["plain_int8"]["agreement"] == 0.95
     assert [r["kind"] for r in report["ranking"]][:3] == [
         "feed-forward output", "feed-forward input", "attention projections"]
-    assert [r["logit_mse"] for r in report["ranking"]][:3] == [0.04, 0.07, 0.09]
-    assert [s["agreement"] for s in report["steps"]] == [0.96, 0.99]
-    assert model == ("feed-forward output", "feed-forward input") == tuple(report["kept_in_float"])
-    assert report["reached"] and report["agreement"] == 0.99
+    assert [r["logit_mse"] for r in report["ranking"]][:3] == [0.02, 0.035, 0.045]
+    assert [s["agreement"] for s in report["steps"]] == [0.98, 0.995, 1.0]
+    assert report["steps"][1]["agreement_lower_bound"] == pytest.approx(0.98976, abs=2e-5)
+    assert model == ("feed-forward output", "feed-forward input", "attention projections") == \
+        tuple(report["kept_in_float"])
+    assert report["reached"] and report["agreement"] == 1.0
+    assert report["agreement_lower_bound"] == pytest.approx(0.99730, abs=2e-5)
     assert report["float_operations"] == [n for n in NAMES if "/intermediate/dense/" in n
-                                          or "layer.0/output/dense" in n or "layer.1/output/dense" in n]
-    # plain, each kind alone, then the pair (the first kind alone is not built twice)
-    assert built == [[]] + [[k] for k, _ in fidelity.KINDS] + [list(model)]
+                                          or "layer.0/output/dense" in n or "layer.1/output/dense" in n
+                                          or "/self/query/" in n or "/self/key/" in n
+                                          or "/self/value/" in n]
+    # plain, each kind alone, then the pair and the three (the first kind alone is not built twice)
+    assert built == [[]] + [[k] for k, _ in fidelity.KINDS] + [list(model[:2]), list(model)]
+    assert fidelity.summary(report) == (
+        "--min-agreement 0.99: kept in float: feed-forward output, feed-forward input, attention "
+        "projections; the 1000-sentence validation slice agreed 0.9500 as plain INT8, 1.0000 as "
+        "built, at least 0.9973 with 95% confidence (reached)")
 
 
-def test_plain_int8_that_agrees_is_kept_without_a_search():
-    model, report, built = run(0.90)
+def test_plain_int8_that_shows_the_target_is_kept_without_a_search():
+    model, report, built = run(0.93)  # 0.95 of 1000: at least 0.9370 with 95% confidence
     assert model == () and built == [[]] and report["reached"]
     assert report["ranking"] == [] and report["steps"] == [] and report["kept_in_float"] == []
 
 
 def test_a_target_nothing_reaches_ends_with_every_kind_in_float_and_says_so():
-    model, report, _ = run(1.0, floor=1)
-    assert not report["reached"] and report["agreement"] == 0.99
+    model, report, _ = run(0.995, floor=2)  # 998 of 1000 shows only 0.9940
+    assert not report["reached"] and report["agreement"] == 0.998
     assert sorted(model) == sorted(k for k, _ in fidelity.KINDS) and len(report["steps"]) == 6
+    assert fidelity.summary(report).endswith("(not reached, even with every kind in float)")
+
+
+@pytest.mark.parametrize("target, sentences, message", [
+    (0.995, 538, "--min-agreement 0.995 can be shown with 95% confidence only on a validation slice "
+                 "of at least 539 sentences (every one agreeing); --validation-samples is 538"),
+    (1.0, 100_000, "--min-agreement 1.0 cannot be shown on any sample of sentences; the float "
+                   "build agrees by construction (bert_base.py)")])
+def test_a_target_the_slice_could_never_show_is_refused(target, sentences, message):
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        fidelity.check_slice(target, sentences)
+    fidelity.check_slice(0.995, 539)  # 539 agreeing of 539 shows 0.99501
+    assert fidelity.lower_bound(539, 539) >= 0.995 > fidelity.lower_bound(538, 538)
 
 
 def test_kinds_the_model_lacks_are_not_searched():
@@ -68,8 +104,6 @@ def test_kinds_the_model_lacks_are_not_searched():
 
 
 def test_a_kind_in_one_layer_matches_that_layer_only():
-    import re
-
     from bench.layer_gaps import in_layer
 
     names = [f"/model/bert/encoder/layer.{i}/{part}/MatMul" for i in (0, 1, 11)

@@ -139,24 +139,28 @@ def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_
     assert main(bert_quantize.SPEC, [
         "--model", str(sensitive_tiny), "--dataset", str(ROOT / "data/sst2/validation.tsv"),
         "--calibration-dataset", str(train), "--calibration-samples", "100", "--limit", "200",
-        "--min-agreement", "0.99", "--validation-samples", "200", "--backend", backend,
+        "--min-agreement", "0.99", "--validation-samples", "1000", "--backend", backend,
         "--precision", "int8+fp32", "--repeats", "1", "--cache-dir", str(cache),
         "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     control = doc["runs"][1]["build_facts"]["accuracy_control"]
-    assert control["min_agreement"] == 0.99 and control["validation_sentences"] == 200
-    assert control["plain_int8"]["agreement"] < 0.99 <= control["agreement"] and control["reached"]
+    assert control["min_agreement"] == 0.99 and control["validation_sentences"] == 1000
+    # reached where the slice shows it with 95% confidence, not where its point estimate does
+    assert control["plain_int8"]["agreement_lower_bound"] < 0.99 and control["reached"]
+    assert control["agreement"] > control["agreement_lower_bound"] >= 0.99
     # ranked by the logits' gap with each kind alone in float; kinds added in that order
     gaps = [rank["logit_mse"] for rank in control["ranking"]]
     assert gaps == sorted(gaps) and len(gaps) == 6  # BERT has all six kinds
     ranked = [rank["kind"] for rank in control["ranking"]]
     kept = control["kept_in_float"]
     assert kept == ranked[:len(kept)] and control["steps"][-1]["float_kinds"] == kept
-    assert [step["agreement"] >= 0.99 for step in control["steps"]] == \
+    assert [step["agreement_lower_bound"] >= 0.99 for step in control["steps"]] == \
         [False] * (len(kept) - 1) + [True]
-    assert (f"--min-agreement 0.99: kept in float: {', '.join(kept)}; the 200-sentence validation "
-            f"slice agreed {control['plain_int8']['agreement']:.4f} as plain INT8, "
-            f"{control['agreement']:.4f} as built (reached)") in capsys.readouterr().out
+    assert (f"--min-agreement 0.99: kept in float: {', '.join(kept)}; the 1000-sentence "
+            f"validation slice agreed {control['plain_int8']['agreement']:.4f} as plain INT8, "
+            f"{control['agreement']:.4f} as built, at least "
+            f"{control['agreement_lower_bound']:.4f} with 95% confidence (reached)"
+            ) in capsys.readouterr().out
     # what the JSON says stayed in float is what the built file holds in float
     entry = next(e for e in (cache / "entries").iterdir() if "int8" in e.name)
     weight_matmuls = {name for name in control["float_operations"] if "MatMul" in name
@@ -166,7 +170,7 @@ def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_
     # the slice: seeded rows of the training file, none calibrated on, none evaluated
     calibration = doc["calibration"]
     validation, calibrated = calibration["validation_indices"], calibration["indices"]
-    assert len(validation) == 200 and not set(validation) & set(calibrated)
+    assert len(validation) == 1000 and not set(validation) & set(calibrated)
     sentences = load_examples(str(train)).sentences
     evaluated = {normalized(s) for s in load_examples(str(ROOT / "data/sst2/validation.tsv"),
                                                       limit=200).sentences}
@@ -184,6 +188,18 @@ def test_min_agreement_with_dynamic_int8_is_one_line(tiny_checkpoint, data_file,
     assert not (tmp_path / "c" / "entries").exists()
 
 
+def test_min_agreement_a_slice_too_small_to_show_is_one_line_before_any_work(
+        tiny_checkpoint, data_file, train_file, tmp_path, capsys):
+    assert main(bert_quantize.SPEC, [
+        "--model", str(tiny_checkpoint), "--dataset", str(data_file), "--calibration-dataset",
+        str(train_file), "--min-agreement", "0.999", "--cache-dir", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "bert_quantize: error: --min-agreement 0.999 can be shown with 95% confidence only on a "
+        "validation slice of at least 2703 sentences (every one agreeing); --validation-samples "
+        "is 1000"]
+    assert not (tmp_path / "c").exists()
+
+
 def test_min_agreement_where_only_groqflow_builds_is_one_line():
     from common.backends.base import Candidate
     from common.proofpoint import with_accuracy_control
@@ -191,9 +207,9 @@ def test_min_agreement_where_only_groqflow_builds_is_one_line():
     with pytest.raises(UserError, match=r"^--min-agreement: groqflow cannot keep layers in float to "
                                         r"meet it; OpenVINO and ONNX Runtime can: --backend "
                                         r"openvino or onnxruntime$"):
-        with_accuracy_control([Candidate("groqflow", "int8")], 0.99, "static")
+        with_accuracy_control([Candidate("groqflow", "int8")], 0.99, "static", 1000)
     kept = [Candidate("openvino", "int8", "fp32"), Candidate("onnxruntime", "int8", "fp32")]
-    assert with_accuracy_control([Candidate("groqflow", "int8"), *kept], 0.99, "static") == kept
+    assert with_accuracy_control([Candidate("groqflow", "int8"), *kept], 0.99, "static", 1000) == kept
 
 
 def test_a_validation_slice_larger_than_what_is_left_uses_it_all_and_says_so(tiny_checkpoint,

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import fidelity
 from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
@@ -76,6 +77,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     check_options(options)
     relevant = {k: v for k, v in asdict(options).items()
                 if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
+    if options.min_agreement is not None:
+        relevant["min_agreement_rule"] = fidelity.RULE
     int8 = options.precision == "int8"
     recipe = {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
     key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,
