@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from statistics import NormalDist
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
@@ -26,9 +27,10 @@ from .progress import progress_bar
 
 Model = TypeVar("Model")
 CONFIDENCE = 0.95
-Z = 1.6449  # the one-sided 95% point of the normal distribution
+Z = NormalDist().inv_cdf(CONFIDENCE)  # one-sided
 # what decides a --min-agreement build, in its cache key: a change of rule means a rebuild
-RULE = {"ranking": "logit mse, each kind alone", "reached": "wilson lower bound", "confidence": CONFIDENCE}
+RULE = {"ranking": "logit mse, each kind alone", "reached": "wilson lower bound",
+        "confidence": CONFIDENCE}
 
 # (kind, regular expression over operation names) for the exports of BERT, RoBERTa, ELECTRA
 # (encoder/layer.N/...), DistilBERT (ffn/lin1, attention/q_lin, ...) and ALBERT (ffn, ffn_output,

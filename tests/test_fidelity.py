@@ -37,7 +37,7 @@ def run(min_agreement: float, floor: int = 0):
 
 
 def test_the_wilson_lower_bound_at_95_percent():
-    """Values worked by hand from the score interval's formula, z = 1.6449."""
+    """Values worked by hand from the score interval's formula, z = 1.6449 (one-sided 95%)."""
     assert fidelity.lower_bound(1000, 1000) == pytest.approx(1000 / (1000 + 1.6449 ** 2))
     assert fidelity.lower_bound(995, 1000) == pytest.approx(0.98976, abs=2e-5)
     assert fidelity.lower_bound(999, 1000) == pytest.approx(0.99553, abs=2e-5)
