@@ -27,7 +27,7 @@ from .results import environment, format_notes, format_table, write_json
 from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
 from .spec import INTERRUPTED, ProofPoint
 from .sst2 import load_examples
-from .trial import Choice, choose, int8_hint
+from .trial import Choice, choose, float_hint, int8_hint
 
 
 def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
@@ -187,6 +187,10 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         notes.append(fidelity.summary(choice.runner.facts["accuracy_control"]))
     if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
+    faster_float = float_hint(cache, checkpoint.digest, choice.record) \
+        if spec.quantize and choice.record["trial"] else None
+    if faster_float:
+        notes.append(faster_float)
     document = {**provenance, "model": args.model, "dataset": args.dataset,
                 "split": sources["dataset"].split, "samples": len(examples.sentences),
                 "labels": examples.labels_rule or "0/1 as in the file",

@@ -227,11 +227,32 @@ def cached_decisions(cache: BuildCache, weights: str, kind: str) -> list[dict]:
             if (r.get("kind"), r.get("weights"), r.get("host")) == (kind, weights, here)]
 
 
+def trial_figure(record: dict) -> tuple[dict, float]:
+    """A trial's chosen candidate and its speed as a multiple of the reference's on the same
+    sentences."""
+    chosen = next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
+    return chosen, chosen["sent_per_s"] / record["reference_sent_per_s"]
+
+
 def int8_hint(cache: BuildCache, weights: str) -> Optional[str]:
     """What INT8 measured here for these weights, if the quantize proof point has run."""
     for record in cached_decisions(cache, weights, "int8"):
-        chosen = next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
-        return (f"bert_quantize.py's trial measured {record['chosen']} at "
-                f"{chosen['sent_per_s'] / record['reference_sent_per_s']:.1f}× the reference "
-                f"(agreement {chosen['agreement']:.3f} on {record['trial_sentences']} sentences)")
+        chosen, ratio = trial_figure(record)
+        return (f"bert_quantize.py's trial measured {record['chosen']} at {ratio:.1f}× the "
+                f"reference (agreement {chosen['agreement']:.3f} on {record['trial_sentences']} "
+                "sentences)")
+    return None
+
+
+def float_hint(cache: BuildCache, weights: str, int8_record: dict) -> Optional[str]:
+    """Where the float proof point's trial for these weights on this host found a float build
+    faster, against the reference, than this INT8 run's trial found INT8: the line that says so."""
+    _, int8_ratio = trial_figure(int8_record)
+    for record in cached_decisions(cache, weights, "float"):
+        chosen, ratio = trial_figure(record)
+        if ratio > int8_ratio:
+            return (f"INT8 does not pay for this model here: bert_base.py's trial measured "
+                    f"{record['chosen']} (no INT8) at {ratio:.1f}× the reference, agreement "
+                    f"{chosen['agreement']:.3f} on {record['trial_sentences']} sentences; this "
+                    f"run's trial measured {int8_record['chosen']} at {int8_ratio:.1f}×")
     return None

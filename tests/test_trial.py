@@ -244,6 +244,25 @@ def test_the_int8_figure_is_found_for_the_same_weights_on_this_host(reference, b
     assert trial.int8_hint(cache, "other weights") is None
 
 
+def test_a_float_build_faster_than_int8_here_is_said_from_the_float_trial(reference, batches,
+                                                                          tmp_path):
+    """As on an AMX Xeon, where OpenVINO bf16 outran every INT8 build of MiniLM."""
+    cache = BuildCache(tmp_path)
+    floats = StandIns(bf16=(0.5, False), fp32=(2.0, False))  # 0.5 ms a sentence: ~50x the reference
+    float_record = choose(floats, reference, batches, cache).record
+    int8_record = {"chosen": "standin int8+bf16", "reference_sent_per_s": 40.0, "candidates": [
+        {"candidate": "standin int8+bf16", "sent_per_s": 400.0}]}  # 10x the reference
+    hint = trial.float_hint(cache, "w", int8_record)
+    ratio = float_record["candidates"][0]["sent_per_s"] / float_record["reference_sent_per_s"]
+    assert hint == (f"INT8 does not pay for this model here: bert_base.py's trial measured "
+                    f"standin bf16 (no INT8) at {ratio:.1f}× the reference, agreement 1.000 on "
+                    f"{float_record['trial_sentences']} sentences; this run's trial measured "
+                    "standin int8+bf16 at 10.0×")
+    faster_int8 = {**int8_record, "reference_sent_per_s": 0.4}  # 1000x
+    assert trial.float_hint(cache, "w", faster_int8) is None
+    assert trial.float_hint(cache, "other weights", int8_record) is None
+
+
 def test_explicit_flags_skip_the_trial_in_the_proof_point(tiny_checkpoint, data_file, tmp_path):
     out = tmp_path / "r.json"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir",
