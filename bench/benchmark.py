@@ -45,6 +45,7 @@ from common.sst2 import load_examples  # noqa: E402
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
           "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)}
 FFN = ("feed-forward output", "feed-forward input")
+FFN_SCORES = (*FFN, "attention scores")
 # name -> (backend, build options): what the proof points build, and two measured alternatives
 BUILDS = {
     "ort-fp32": (ort_backend, BuildOptions(recipe=(("optimize_session", False),))),
@@ -56,11 +57,13 @@ BUILDS = {
     "openvino-bf16": (ov_backend, BuildOptions(precision="bf16")),
     "openvino-int8": (ov_backend, BuildOptions(precision="int8")),
     "openvino-int8+bf16": (ov_backend, BuildOptions(precision="int8", remainder="bf16")),
-    # what --min-agreement 0.993 and 0.995 kept in float on MiniLM (frontier-*.json), fixed
+    # what --min-agreement kept in float on MiniLM (frontier-*.json), fixed
     "openvino-int8+bf16-ffn-out-float": (ov_backend, BuildOptions(
         precision="int8", remainder="bf16", recipe=(("float_kinds", FFN[:1]),))),
     "openvino-int8+bf16-ffn-float": (ov_backend, BuildOptions(
         precision="int8", remainder="bf16", recipe=(("float_kinds", FFN),))),
+    "openvino-int8+bf16-ffn-scores-float": (ov_backend, BuildOptions(
+        precision="int8", remainder="bf16", recipe=(("float_kinds", FFN_SCORES),))),
     "ort-int8-static-ffn-float": (ort_backend, BuildOptions(
         precision="int8", quantization="static", recipe=(("float_kinds", FFN),))),
 }

@@ -39,7 +39,8 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "benchmark-base-min-agreement.json": [
         "bench/benchmark.py", "--models", "base", "--runners",
         "pytorch-eager,openvino-bf16,openvino-int8+bf16,openvino-int8+bf16-ffn-out-float,"
-        "openvino-int8+bf16-ffn-float,ort-int8-static,ort-int8-static-ffn-float"],
+        "openvino-int8+bf16-ffn-float,openvino-int8+bf16-ffn-scores-float,ort-int8-static,"
+        "ort-int8-static-ffn-float"],
     "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
     "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
     "frontier-openvino.json": ["bench/int8_variants.py", "--backend", "openvino", "--frontier",
