@@ -257,11 +257,12 @@ def render(folder: Path, drawn: dict[str, Path]) -> str:
     chart, frontier_chart = drawn.get(folder.name), drawn.get(f"{folder.name}-frontier")
     docs = list(proof_points(folder).values())
     first = docs[0]
-    commit = commit_shown(first["git_commit"])
+    commits = list(dict.fromkeys(commit_shown(doc["git_commit"]) for doc in docs))
+    commit = (f"project commit `{commits[0]}`" if len(commits) == 1 else
+              "project commits " + ", ".join(f"`{c}`" for c in commits) + " (each file records its own)")
     parts = [f"### {first['environment']['cpu']} ({folder.name})", "",
-             f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, project commit "
-             f"`{commit}`, files in `{relative(folder)}`. Machine: "
-             f"{machine(first)}.", ""]
+             f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, {commit}, "
+             f"files in `{relative(folder)}`. Machine: {machine(first)}.", ""]
     if chart is not None:
         parts += [image(chart, f"every runner measured on {folder.name}: speed against "
                                "agreement"), ""]

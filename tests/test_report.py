@@ -50,3 +50,23 @@ def test_the_trial_table_shows_a_dropped_build_as_not_timed():
         "| `python bert_quantize.py` | openvino int8+fp16 | not timed: 0.5 sent/s in its first pass "
         "| - |  |",
         "|  | trial: 128 sentences, 2 rounds, 3.2 s |  |  |  |"]
+
+
+def test_a_folder_measured_at_several_commits_names_each(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    doc = {"git_commit": "a" * 40, "start_time": "2026-12-01T20:00:00", "command": ["bert_tiny.py"],
+           "environment": {"cpu": "Some CPU", "cpu_flags": [], "cpu_count": 2, "python": "3.11",
+                           "versions": {}},
+           "runs": [{"accuracy": 0.8, "throughput": {"median": 1.0, "min": 1.0, "max": 1.0},
+                     "batch1_latency_ms": None},
+                    {"backend": "x", "precision": "fp32", "accuracy": 0.8, "agreement": 1.0,
+                     "max_abs_logit_diff": 0.0, "throughput": {"median": 1.0, "min": 1.0, "max": 1.0},
+                     "speedup": {"median": 1.0, "min": 1.0, "max": 1.0}, "batch1_latency_ms": None}],
+           "timing": {"sentences": 8, "of": 8, "rounds": 1}}
+    (results / "tiny.json").write_text(json.dumps(doc))
+    (results / "base.json").write_text(json.dumps({**doc, "git_commit": "b" * 40 + "-dirty"}))
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    text = report.render(results, {})
+    assert f"project commits `{'a' * 12}`, `{'b' * 12} with uncommitted changes` (each file " \
+           "records its own)" in text
