@@ -158,9 +158,9 @@ def frontier_chart(docs: dict[str, dict], title: str, path: Path) -> int:
         points = frontier_points(doc)
         ax.plot([p.speedup for p in points], [p.agreement for p in points], marker="o",
                 color=color, label=f"{backend} ({Path(doc['model']).name})", zorder=3)
-        for p in points:
+        for i, p in enumerate(points):  # neighbours in speed alternate heights, not to overlap
             ax.annotate(p.label, (p.speedup, p.agreement), textcoords="offset points",
-                        fontsize=7.5, ha="center", xytext=(0, offset), color=color)
+                        fontsize=7.5, ha="center", xytext=(0, offset * (1 + i % 2)), color=color)
         drawn += len(points)
     ax.set_xscale("log")
     for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):

@@ -157,9 +157,16 @@ def variants_table(rows: list[dict]) -> str:
                      spread_cell(r["speedup"], ".2f"), _cell(r["build_seconds"], ".1f"),
                      _cell(r["megabytes"], ".1f")] + ([
             ", ".join(control["kept_in_float"]) or "nothing" if control else "-",
-            f"{control['plain_int8']['agreement']:.4f} → {control['agreement']:.4f}"
-            if control else "-"] if searched else []))
+            slice_cell(control) if control else "-"] if searched else []))
     return markdown(head, body)
+
+
+def slice_cell(control: dict) -> str:
+    """Plain INT8's agreement on the slice → the built one's, and the lower bound that decided it
+    (files made before the 95% rule have none: their point estimate decided)."""
+    cell = f"{control['plain_int8']['agreement']:.4f} → {control['agreement']:.4f}"
+    bound = control.get("agreement_lower_bound")
+    return cell if bound is None else f"{cell} (≥ {bound:.4f})"
 
 
 def gaps_table(doc: dict) -> str:
@@ -287,6 +294,12 @@ def render(folder: Path, drawn: dict[str, Path]) -> str:
             if variants:
                 slice_ = (f", a {variants['validation_samples']}-sentence validation slice"
                           if variants.get("validation_samples") else "")
+                controls = [r["accuracy_control"] for r in variants["rows"] if r.get("accuracy_control")]
+                if controls:
+                    slice_ += (" (a setting is reached where the slice shows it with 95% confidence: "
+                               "the lower bound in brackets)" if "rule" in controls[0] else
+                               " (made before the 95% rule: a setting was reached where the "
+                               "slice's agreement touched it)")
                 parts += ["", f"#### {title} on {backend} (`bench/int8_variants.py --backend "
                               f"{backend}{flag}`)", "",
                           f"{Path(variants['model']).name}, {variants['calibration_samples']} "

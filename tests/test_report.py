@@ -70,3 +70,10 @@ def test_a_folder_measured_at_several_commits_names_each(tmp_path, monkeypatch):
     text = report.render(results, {})
     assert f"project commits `{'a' * 12}`, `{'b' * 12} with uncommitted changes` (each file " \
            "records its own)" in text
+
+
+def test_the_slice_cell_shows_the_bound_that_decided_where_there_was_one():
+    before_the_rule = {"plain_int8": {"agreement": 0.992}, "agreement": 0.997}
+    assert report.slice_cell(before_the_rule) == "0.9920 → 0.9970"
+    assert report.slice_cell({**before_the_rule, "agreement_lower_bound": 0.99252}) == \
+        "0.9920 → 0.9970 (≥ 0.9925)"
