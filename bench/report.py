@@ -87,8 +87,8 @@ def trial_table(docs: list[dict]) -> str:
         command = " ".join(["python"] + shown(doc["command"]))
         for c in choice["candidates"]:
             if "dropped" in c:  # far slower than the reference in its first pass: not timed
-                rows.append([f"`{command}`", c["candidate"],
-                             f"not timed: {c['first_pass_sent_per_s']:.1f} sent/s in its first pass", "-", ""])
+                speed = f"not timed: {c['first_pass_sent_per_s']:.1f} sent/s in its first pass"
+                rows.append([f"`{command}`", c["candidate"], speed, "-", ""])
                 continue
             speed = {"median": c["sent_per_s"], "min": c["sent_per_s_min"], "max": c["sent_per_s_max"]}
             rows.append([f"`{command}`", c["candidate"], spread_cell(speed, ".0f"),

@@ -58,6 +58,11 @@ def matching(kinds: Sequence[str], names: Sequence[str]) -> list[str]:
     return [name for name in names if any(p.match(name) for p in compiled)]
 
 
+def rule_in_key(min_agreement: float | None) -> dict:
+    """What a build's or a trial's cache key adds for --min-agreement: the rule that decides it."""
+    return {} if min_agreement is None else {"min_agreement_rule": RULE}
+
+
 def lower_bound(agreeing: int, total: int) -> float:
     """The Wilson score lower bound of an agreement of `agreeing` in `total`: the true agreement
     is at least this with 95% confidence."""

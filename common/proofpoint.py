@@ -170,8 +170,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                "max_length": args.max_length,
                "calibration": calibration.cache_parts() if calibration else None,
                "min_agreement": getattr(args, "min_agreement", None)}
-    if context["min_agreement"] is not None:
-        context["min_agreement_rule"] = fidelity.RULE
+    context.update(fidelity.rule_in_key(context["min_agreement"]))
     choice = choose(candidates, build, reference, batches, cache, context,
                     why_single=f"as {forced} asks" if forced else "the only build offered here")
     print(choice.banner(), file=sys.stderr)

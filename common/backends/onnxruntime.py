@@ -77,8 +77,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     check_options(options)
     relevant = {k: v for k, v in asdict(options).items()
                 if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
-    if options.min_agreement is not None:
-        relevant["min_agreement_rule"] = fidelity.RULE
+    relevant.update(fidelity.rule_in_key(options.min_agreement))
     int8 = options.precision == "int8"
     recipe = {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
     key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,

@@ -100,8 +100,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         recipe = {**RECIPE, **merged_recipe({}, options)}
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
     options_in_key = {"ir": ir, "min_agreement": options.min_agreement} if int8 else {"ir": ir}
-    if options.min_agreement is not None:
-        options_in_key["min_agreement_rule"] = fidelity.RULE
+    options_in_key.update(fidelity.rule_in_key(options.min_agreement))
     key = cache_key(cache_key_parts(NAME, checkpoint.digest, options_in_key, library_versions(),
                                     recipe, calibration if int8 else None))
     export = cached_export(checkpoint, example, cache)
