@@ -235,10 +235,11 @@ def trial_figure(record: dict) -> tuple[dict, float]:
 
 
 def int8_hint(cache: BuildCache, weights: str) -> Optional[str]:
-    """What INT8 measured here for these weights, if the quantize proof point has run."""
+    """What INT8 measured here for these weights, if the quantize proof point has run (the build
+    named as it ran, read back, not as the candidate asked)."""
     for record in cached_decisions(cache, weights, "int8"):
         chosen, ratio = trial_figure(record)
-        return (f"bert_quantize.py's trial measured {record['chosen']} at {ratio:.1f}× the "
+        return (f"bert_quantize.py's trial measured {chosen['ran']} at {ratio:.1f}× the "
                 f"reference (agreement {chosen['agreement']:.3f} on {record['trial_sentences']} "
                 "sentences)")
     return None
@@ -248,12 +249,12 @@ def float_hint(cache: BuildCache, weights: str, int8_record: dict) -> Optional[s
     """Where the float proof point's trial for these weights on this host found a float build
     faster, against the reference, than this INT8 run's trial found INT8 (by more than a trial's
     noise, SAME_SPEED): the line that says so."""
-    _, int8_ratio = trial_figure(int8_record)
+    int8_chosen, int8_ratio = trial_figure(int8_record)
     for record in cached_decisions(cache, weights, "float"):
         chosen, ratio = trial_figure(record)
         if ratio > (1 + SAME_SPEED) * int8_ratio:
-            return (f"bert_base.py's trial on this host measured {record['chosen']} (no INT8) at "
+            return (f"bert_base.py's trial on this host measured {chosen['ran']} (no INT8) at "
                     f"{ratio:.1f}× the reference, agreement {chosen['agreement']:.3f} on "
                     f"{record['trial_sentences']} sentences: faster than this run's trial measured "
-                    f"{int8_record['chosen']} ({int8_ratio:.1f}×)")
+                    f"{int8_chosen['ran']} ({int8_ratio:.1f}×)")
     return None
