@@ -49,6 +49,9 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "layer-gaps.json": ["bench/layer_gaps.py"],
     "ov-buckets.json": ["bench/ov_buckets.py"],
     "trial-cost.json": ["bench/trial_cost.py"],
+    "float-flips.json": ["bench/float_flips.py"],
+    "decision-reuse.json": ["bench/decision_reuse.py"],
+    "startup.json": ["bench/startup.py"],
 }
 
 

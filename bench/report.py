@@ -41,8 +41,11 @@ def _load(folder: Path, name: str) -> dict | None:
 def machine(doc: dict) -> str:
     env = doc["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env["versions"].items()))
+    threads = env.get("threads", {}).get("threads")  # what the runners got, not os.cpu_count()
+    used = f"{threads} of {env['cpu_count']} logical CPUs used" if threads else \
+        f"{env['cpu_count']} logical CPUs"
     return (f"{env['cpu']} ({', '.join(env['cpu_flags']) or 'no AVX2/AVX-512/AMX'}), "
-            f"{env['cpu_count']} threads, Python {env['python']}, {versions}")
+            f"{used}, Python {env['python']}, {versions}")
 
 
 def shown(command: list[str]) -> list[str]:

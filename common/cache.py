@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import interrupt
 from .errors import UserError
 from .files import file_sha256, write_atomic
 
@@ -100,6 +101,12 @@ class BuildCache:
         self.seconds_building += state["build_seconds"]
         return CachedBuild(entry, False, state["build_seconds"], state)
 
+    def find(self, name: str, key: str) -> dict | None:
+        """The state of an intact entry for `key`, or None; reads only (--rebuild never's
+        decisions on a read-only cache)."""
+        state, _ = self._verify(self.root / "entries" / f"{name}-{key[:16]}", key)
+        return state
+
     def records(self, name: str) -> list[dict]:
         """The facts of every intact entry called `name`, whatever its key (e.g. every cached
         trial decision, to find one made by another proof point)."""
@@ -118,6 +125,7 @@ class BuildCache:
         work = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=entry.name + "."))
         try:
             facts = build(work)
+            interrupt.check()  # a Ctrl-C that Python discarded during the build publishes nothing
             files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
                      for p in sorted(work.iterdir()) if p.is_file()}
             state = {"key": key, "files": files, "facts": facts,

@@ -151,6 +151,13 @@ def _percentiles(milliseconds: Optional[np.ndarray]) -> Optional[dict]:
     return {f"p{q}": float(np.percentile(milliseconds, q)) for q in (50, 90, 99)}
 
 
+def agreement_figures(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """The share of rows whose predicted class is the same, and the largest |Δlogit|: how a build
+    answers against another, wherever that is asked (the trial, the metrics, the INT8 search)."""
+    return (float((got.argmax(axis=1) == want.argmax(axis=1)).mean()),
+            float(np.abs(got - want).max()))
+
+
 def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role: str,
                 reference: Optional[Evaluation] = None,
                 reference_timing: Optional[Timing] = None) -> dict:
@@ -174,8 +181,8 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
         "batch1_latency_ms": _percentiles(timing.batch1_ms),
     }
     if reference is not None:
-        entry["agreement"] = float((evaluation.predictions == reference.predictions).mean())
-        entry["max_abs_logit_diff"] = float(np.abs(evaluation.logits - reference.logits).max())
+        entry["agreement"], entry["max_abs_logit_diff"] = agreement_figures(evaluation.logits,
+                                                                            reference.logits)
     if reference_timing is not None:  # round by round: both ran back to back
         entry["speedup"] = _spread([r / b for r, b in zip(reference_timing.round_seconds,
                                                           timing.round_seconds)])

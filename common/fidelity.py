@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from statistics import NormalDist
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -78,8 +79,9 @@ def smallest_slice(min_agreement: float) -> int:
     return math.ceil(Z * Z * min_agreement / (1 - min_agreement))
 
 
-def check_slice(min_agreement: float, sentences: int) -> None:
-    """Refuse a target that this many validation sentences could never show, before any work."""
+def check_slice(min_agreement: float, sentences: int, drawn: bool = False) -> None:
+    """Refuse a target that this many validation sentences could never show, before any work
+    (`drawn`: the slice actually drawn, smaller than asked, not --validation-samples)."""
     if min_agreement >= 1.0:
         raise UserError("--min-agreement 1.0 cannot be shown on any sample of sentences; the float "
                         "build agrees by construction (bert_base.py)")
@@ -87,24 +89,42 @@ def check_slice(min_agreement: float, sentences: int) -> None:
     if sentences < needed:
         raise UserError(f"--min-agreement {min_agreement} can be shown with {CONFIDENCE:.0%} "
                         f"confidence only on a validation slice of at least {needed} sentences "
-                        f"(every one agreeing); --validation-samples is {sentences}")
+                        f"(every one agreeing); " + (
+                            f"only {sentences} training rows were left for it once calibration "
+                            "and evaluation sentences were set aside" if drawn else
+                            f"--validation-samples is {sentences}"))
 
 
-def slice_logits(predict: Callable[[Batch], np.ndarray], encoded: Encoded) -> np.ndarray:
-    """Logits of every slice sentence, in slice order (batches of 32, padded as evaluation is)."""
+class TooSlow(Exception):
+    """A model whose slice pass would run past its budget."""
+
+
+def slice_logits(predict: Callable[[Batch], np.ndarray], encoded: Encoded,
+                 budget_s: Optional[float] = None) -> np.ndarray:
+    """Logits of every slice sentence, in slice order (batches of 32, padded as evaluation is);
+    TooSlow as soon as the pace so far says the pass would take over `budget_s` seconds."""
     batches = make_batches(encoded, batch_size=32)
-    return batches.scatter([np.asarray(predict(batch)) for batch in batches.inputs])
+    outputs, start = [], time.perf_counter()
+    for batch in batches.inputs:
+        outputs.append(np.asarray(predict(batch)))
+        elapsed = time.perf_counter() - start
+        if budget_s is not None and elapsed / len(outputs) * len(batches.inputs) > budget_s:
+            raise TooSlow(f"its validation-slice pass would take "
+                          f"{elapsed / len(outputs) * len(batches.inputs):.0f} s, over "
+                          f"{budget_s:.0f} s (its first {len(outputs)} batches took {elapsed:.1f} s)")
+    return batches.scatter(outputs)
 
 
 def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model], np.ndarray],
-           float_logits: np.ndarray, names: Sequence[str], min_agreement: float
-           ) -> tuple[Model, dict]:
+           float_logits: np.ndarray, names: Sequence[str], min_agreement: float, *,
+           scored_at: str) -> tuple[Model, dict]:
     """The INT8 model with the fewest kinds kept in float that agrees with the float model on at
     least `min_agreement` of the slice, and the record of how it was found: plain INT8's agreement
     and gap, each kind's gap when kept in float alone (the ranking), then each step of adding kinds
     in that order. `quantize(kinds)` builds INT8 with those kinds in float; `names` are the
     operations the kinds are matched against (kinds without one are skipped). Without a set that
-    reaches the target, every kind ends in float and `reached` says so."""
+    reaches the target, every kind ends in float and `reached` says so. `scored_at` says how
+    `logits` runs the model (e.g. "int8+bf16, compiled as the run compiles it")."""
     present = [kind for kind, _ in KINDS if matching([kind], names)]
     expected = float_logits.argmax(axis=1)
 
@@ -134,7 +154,8 @@ def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model],
                 if step["agreement_lower_bound"] >= min_agreement:
                     break
     final = steps[-1]
-    return model, {"min_agreement": min_agreement, "validation_sentences": len(expected),
+    return model, {"min_agreement": min_agreement, "scored_at": scored_at,
+                   "validation_sentences": len(expected),
                    "rule": RULE, "plain_int8": plain, "ranking": ranking, "steps": steps[1:],
                    "kept_in_float": final["float_kinds"],
                    "float_operations": matching(final["float_kinds"], names),
@@ -150,5 +171,5 @@ def summary(report: dict) -> str:
     return (f"--min-agreement {report['min_agreement']}: kept in float: {kept}; the "
             f"{report['validation_sentences']}-sentence validation slice agreed "
             f"{report['plain_int8']['agreement']:.4f} as plain INT8, {report['agreement']:.4f} as "
-            f"built, at least {report['agreement_lower_bound']:.4f} with "
+            f"built and run ({report['scored_at'].split(',')[0]}), at least {report['agreement_lower_bound']:.4f} with "
             f"{report['rule']['confidence']:.0%} confidence ({outcome})")

@@ -5,9 +5,10 @@ import argparse
 import os
 import shlex
 import sys
+from dataclasses import asdict
 from typing import Sequence
 
-from . import fidelity
+from . import fidelity, interrupt
 from .backends import backend_module, candidates_for, versions_of
 from .backends.base import BuildOptions, Candidate, Runner
 from .backends.torch_ref import reference_runner
@@ -15,7 +16,7 @@ from .batching import make_batches, tokenize
 from .cache import BuildCache
 from .calibration import draw_calibration
 from .checkpoints import load_checkpoint
-from .cli import build_parser
+from .cli import parse_command_line
 from .errors import UserError
 from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
@@ -23,21 +24,22 @@ from .flags import check_flags, seed
 from .mismatches import write_mismatches
 from .provenance import started
 from .paths import ROOT
-from .results import environment, format_notes, format_table, write_json
+from .results import (environment, float_as_fast_line, format_notes, format_table, int8_hint,
+                      write_json)
 from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
 from .spec import INTERRUPTED, ProofPoint
 from .sst2 import load_examples
-from .trial import Choice, choose, float_hint, int8_hint
+from .trial import Choice, cached_decisions, choose
 
 
-def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
-    """Run the proof point; a user's mistake ends in one line on stderr and exit code 2."""
+def main(spec: ProofPoint, argv: Sequence[str] | None = None,
+         args: argparse.Namespace | None = None) -> int:
+    """Run the proof point (on `args` where the launcher parsed them already); a user's mistake
+    ends in one line on stderr and exit code 2."""
     # the original proof points' setting: no tokenizer threads, so no warning when a subprocess forks
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(f"{spec.name}.py", spec.description, spec.model, spec.num_chips,
-                        spec.quantize).parse_args(argv)
-    args.command = [f"{spec.name}.py", *argv]
+    if args is None:
+        args = parse_command_line(spec, argv)
     try:
         run(spec, args)
     except UserError as exc:
@@ -50,10 +52,11 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None) -> int:
 
 
 def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoint) -> BuildOptions:
-    """The candidate's precision with the user's other choices."""
+    """The candidate's precision with the user's other choices (INT8's only for INT8)."""
     flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
+    int8 = candidate.precision == "int8"
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
-                        min_agreement=getattr(args, "min_agreement", None),
+                        min_agreement=getattr(args, "min_agreement", None) if int8 else None,
                         quantization=getattr(args, "quantization", "static"), device=args.device,
                         num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
                         max_length=args.max_length)
@@ -78,6 +81,16 @@ def with_accuracy_control(candidates: list[Candidate], min_agreement: float | No
     return kept
 
 
+def compared_floats(candidates: list[Candidate], device: str) -> list[Candidate]:
+    """The float builds that an INT8 trial times beside its candidates (never chosen): those of
+    the same host backends, so that the run can say when INT8 buys no speed here."""
+    backends = [name for name in dict.fromkeys(c.backend for c in candidates)
+                if not backend_module(name).STATIC_SHAPE]
+    if len(candidates) < 2 or not backends or candidates[0].precision != "int8":
+        return []
+    return [c for name in backends for c in backend_module(name).candidates(device, None)]
+
+
 def forced_by(args: argparse.Namespace) -> str:
     """The flags that narrowed the builds, as typed; "" when everything was left to auto."""
     flags = [f"--{name} {value}" for name, value in
@@ -96,7 +109,7 @@ def slower_than_reference(choice: Choice, built: dict, args: argparse.Namespace,
                 f"{choice.candidate}, ran at {speed:.2f}× the reference")
     else:
         said = f"{choice.candidate} ran at {speed:.2f}× PyTorch on this CPU; --backend auto tries every build"
-    hint = int8_hint(cache, weights)
+    hint = int8_hint(cached_decisions(cache, weights, "int8"))
     if hint is None:
         command = f"python bert_quantize.py --model {args.model} --dataset {args.dataset}"
         if looks_local(args.dataset):
@@ -128,8 +141,10 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None),
                                        quantization, getattr(args, "validation_samples", 0))
     flag_notes = check_flags(args, candidates, calibrate)
+    interrupt.check()  # each stage boundary: a Ctrl-C that Python discarded still ends the run
     sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)
+    interrupt.check()
     limit = checkpoint.model.config.max_position_embeddings
     if args.max_length > limit:
         raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
@@ -142,6 +157,10 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
                                        args.calibration_samples, checkpoint.tokenizer,
                                        args.max_length, examples.sentences,
                                        args.validation_samples if args.min_agreement else 0)
+        if args.min_agreement:  # the slice actually drawn may be smaller than asked
+            fidelity.check_slice(args.min_agreement, len(calibration.validation_indices),
+                                 drawn=True)
+    interrupt.check()
     if args.rebuild != "never":
         cache.ensure_writable()
     print(f"{spec.name}: {sources['model'].location} on {sources['dataset'].location} "
@@ -164,21 +183,32 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
             options=build_options(candidate, args, spec),
             cache=cache, calibration=calibration)
 
+    def recipe_of(candidate: Candidate) -> dict:
+        options = build_options(candidate, args, spec)
+        return {"options": asdict(options),
+                "recipe": backend_module(candidate.backend).build_recipe(options)}
+
     reference = evaluate(reference_runner(checkpoint.model), batches)
     forced = forced_by(args)
+    min_agreement = getattr(args, "min_agreement", None)
     context = {"weights": checkpoint.digest, "batch_size": args.batch_size,
                "max_length": args.max_length,
+               "data": {**examples.identity, "samples": len(examples.sentences)},
                "calibration": calibration.cache_parts() if calibration else None,
-               "min_agreement": getattr(args, "min_agreement", None)}
-    context.update(fidelity.rule_in_key(context["min_agreement"]))
+               **fidelity.rule_in_key(min_agreement)}
     choice = choose(candidates, build, reference, batches, cache, context,
+                    compared=compared_floats(candidates, args.device), recipe_of=recipe_of,
+                    min_agreement=min_agreement,
+                    described=f"{len(examples.sentences)} sentences of {sources['dataset'].location}",
                     why_single=f"as {forced} asks" if forced else "the only build offered here")
+    interrupt.check()
     print(choice.banner(), file=sys.stderr)
     static_shape = backend_module(choice.candidate.backend).STATIC_SHAPE
     built_batches = batches_for(choice.candidate)
     result = evaluate(choice.runner, built_batches)
     timings, timed = time_both(reference, result, encoded, args.batch_size, args.repeats,
                                static_shape)
+    interrupt.check()
     runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
             run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
     notes = ([f"labels: {examples.labels_rule}"] if examples.labels_rule else []) + flag_notes
@@ -186,10 +216,8 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         notes.append(fidelity.summary(choice.runner.facts["accuracy_control"]))
     if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
-    faster_float = float_hint(cache, checkpoint.digest, choice.record) \
-        if spec.quantize and choice.record["trial"] else None
-    if faster_float:
-        notes.append(faster_float)
+    if choice.record.get("float_as_fast"):
+        notes.append(float_as_fast_line(choice.record["float_as_fast"]))
     document = {**provenance, "model": args.model, "dataset": args.dataset,
                 "split": sources["dataset"].split, "samples": len(examples.sentences),
                 "labels": examples.labels_rule or "0/1 as in the file",
@@ -203,6 +231,7 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
         document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
                                    "requested": calibration.requested,
                                    "overlap_with_evaluation_checked": True}
+    interrupt.check()  # the last moment: after it the table and the files are written
     print(format_table(runs))
     print(format_notes(document))
     if args.json:

@@ -104,5 +104,24 @@ def format_notes(document: dict) -> str:
     return "\n".join(lines + document.get("notes", []) + [cpu_summary()])
 
 
+def int8_hint(int8_decisions: list[dict]) -> str | None:
+    """What INT8 measured here for these weights, from the quantize proof point's cached trial
+    (the build named as it ran, read back, not as the candidate asked)."""
+    for record in int8_decisions:
+        chosen = next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
+        return (f"bert_quantize.py's trial measured {chosen['ran']} at "
+                f"{chosen['sent_per_s'] / record['reference_sent_per_s']:.1f}× the reference "
+                f"(agreement {chosen['agreement']:.3f} on {record['trial_sentences']} sentences)")
+    return None
+
+
+def float_as_fast_line(found: dict) -> str:
+    """The line under an INT8 run's table when a float build of its own trial was as fast."""
+    return (f"INT8 buys no speed here: in this run's trial {found['float']} (no INT8) ran at "
+            f"{found['float_speedup']:.2f}× the reference, agreement {found['float_agreement']:.3f}, "
+            f"and {found['int8']} at {found['int8_speedup']:.2f}×, agreement "
+            f"{found['int8_agreement']:.3f}, on the same {found['sentences']} sentences")
+
+
 def write_json(path: Path, document: dict) -> None:
     write_results_file(path, json.dumps(document, indent=2) + "\n")

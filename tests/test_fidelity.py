@@ -32,7 +32,8 @@ def run(min_agreement: float, floor: int = 0):
         out[:flips] = [1.0, 0.0]
         return out
 
-    model, report = fidelity.search(quantize, logits, FLOAT, NAMES, min_agreement)
+    model, report = fidelity.search(quantize, logits, FLOAT, NAMES, min_agreement,
+                                    scored_at="int8+fp32, a stand-in")
     return model, report, built
 
 
@@ -67,7 +68,7 @@ def test_kinds_are_added_in_order_of_the_gap_they_leave_until_the_slice_shows_th
     assert fidelity.summary(report) == (
         "--min-agreement 0.99: kept in float: feed-forward output, feed-forward input, attention "
         "projections; the 1000-sentence validation slice agreed 0.9500 as plain INT8, 1.0000 as "
-        "built, at least 0.9973 with 95% confidence (reached)")
+        "built and run (int8+fp32), at least 0.9973 with 95% confidence (reached)")
 
 
 def test_plain_int8_that_shows_the_target_is_kept_without_a_search():
@@ -98,7 +99,7 @@ def test_a_target_the_slice_could_never_show_is_refused(target, sentences, messa
 def test_kinds_the_model_lacks_are_not_searched():
     names = [n for n in NAMES if "pooler" not in n and "classifier" not in n]
     _, report = fidelity.search(lambda kinds: tuple(kinds), lambda kinds: FLOAT, FLOAT[:, ::-1],
-                                names, 0.5)
+                                names, 0.5, scored_at="int8+fp32, a stand-in")
     assert "pooler and classifier" not in [r["kind"] for r in report["ranking"]]
     assert len(report["ranking"]) == 5
 

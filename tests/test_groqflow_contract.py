@@ -338,7 +338,8 @@ def test_contract_too_few_cards_is_one_clear_line(groqflow, tiny_checkpoint, dat
 def test_groqflow_missing_entirely_is_one_clear_line(tiny_checkpoint, data_file, cache_dir, capsys):
     assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--backend", "groqflow") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "the groqflow package does not import" in err[0]
+    assert err == ["bert_base: error: backend groqflow is not available: groqflow is not installed; "
+                   "see requirements-groq.txt"]
 
 
 def test_contract_a_failure_on_the_card_is_one_clear_line(groqflow, tiny_checkpoint, data_file,
@@ -423,6 +424,20 @@ def test_contract_the_label_is_what_groqit_compiled_not_the_request(
     assert groqflow["groqit"][0]["num_chips"] == 4
     built = json.loads(out.read_text())["runs"][1]
     assert (built["name"], built["device"]) == ("groqflow-fp16-8chip", "groqchip x8")
+
+
+def test_contract_what_the_state_file_does_not_say_is_unknown_not_the_request(
+        groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, monkeypatch):
+    """A state file without num_chips_used or quantization_samples: the label says unknown."""
+    monkeypatch.setitem(globals(), "write_state", lambda path, **fields: path.write_text(
+        "uid: 1\nbuild_status: successful_build\ninfo:\n  measured_latency: null\n"))
+    out = tmp_path / "r.json"
+    assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
+    built = json.loads(out.read_text())["runs"][1]
+    assert (built["name"], built["device"], built["precision"]) == (
+        "groqflow-unknown-chips-unknown", "groqchip (count unknown)", "unknown")
+    assert built["build_facts"]["num_chips"] == "unknown"
+    assert built["build_facts"]["read_back_from_state_file"] == []
 
 
 def test_contract_device_cuda_never_picks_groqflow(groqflow, tiny_checkpoint, data_file, cache_dir,

@@ -9,7 +9,7 @@ import bert_quantize
 from common.calibration import draw_calibration, draw_indices
 from common.errors import UserError
 from common.proofpoint import main
-from conftest import OV, ROOT, write_data
+from conftest import OV, ROOT, requires_openvino, write_data
 
 
 def test_same_seed_same_indices_other_seed_other_indices():
@@ -158,7 +158,7 @@ def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_
         [False] * (len(kept) - 1) + [True]
     assert (f"--min-agreement 0.99: kept in float: {', '.join(kept)}; the 1000-sentence "
             f"validation slice agreed {control['plain_int8']['agreement']:.4f} as plain INT8, "
-            f"{control['agreement']:.4f} as built, at least "
+            f"{control['agreement']:.4f} as built and run (int8+fp32), at least "
             f"{control['agreement_lower_bound']:.4f} with 95% confidence (reached)"
             ) in capsys.readouterr().out
     # what the JSON says stayed in float is what the built file holds in float
@@ -176,6 +176,62 @@ def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_
                                                       limit=200).sentences}
     used = evaluated | {normalized(sentences[i]) for i in calibrated}
     assert not any(normalized(sentences[i]) in used for i in validation)
+
+
+@requires_openvino
+def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sensitive_tiny,
+                                                                           tmp_path):
+    """A stand-in bf16 remainder that flips one slice sentence in every batch of 32 that fp32
+    does not: searched at fp32 the target is reached; at bf16 it is not, with every kind in float,
+    and the figures recorded are the bf16 model's."""
+    import io
+
+    import openvino as ov
+
+    from common.backends.openvino import compile_ir
+    from common.backends.ov_quantize import INT8_RECIPE, quantize_int8
+    from common.batching import make_batches, tokenize
+    from common.cache import BuildCache
+    from common.checkpoints import load_checkpoint
+    from common.export import EXPORT_FILE, cached_export
+    from common.sst2 import load_examples
+
+    checkpoint = load_checkpoint(str(sensitive_tiny))
+    evaluated = load_examples(str(ROOT / "data/sst2/validation.tsv"), limit=200).sentences
+    example = make_batches(tokenize(checkpoint.tokenizer, evaluated[:4], 128), 4).inputs[0]
+    export = cached_export(checkpoint, example, BuildCache(tmp_path))
+    calibration = draw_calibration(str(ROOT / "data/sst2/train.tsv.xz"), None, 0, 100,
+                                   checkpoint.tokenizer, 128, evaluated, validation=1000)
+    compiled_at = []
+
+    def standin_compile(model, precision):
+        compiled_at.append(precision)
+        compiled = compile_ir(model, "fp32")
+        if precision == "fp32":
+            return compiled
+
+        def bf16_remainder(inputs):
+            out = compiled(inputs)[0].copy()
+            out[0] = out[0, ::-1]
+            return [out]
+
+        return bf16_remainder
+
+    def search(remainder):
+        float_ir = ov.convert_model(io.BytesIO((export.folder / EXPORT_FILE).read_bytes()))
+        return quantize_int8(float_ir, calibration, INT8_RECIPE, 0.99, standin_compile,
+                             remainder)[1]
+
+    at_fp32 = search("fp32")
+    del compiled_at[:]
+    at_bf16 = search("bf16")
+    assert at_fp32["reached"] and not at_bf16["reached"]
+    assert len(at_bf16["kept_in_float"]) == 6 > len(at_fp32["kept_in_float"])
+    assert at_bf16["scored_at"].startswith("int8+bf16") and at_fp32["scored_at"].startswith("int8+fp32")
+    # the float model is scored at fp32, then every INT8 candidate at the remainder
+    assert compiled_at[0] == "fp32" and set(compiled_at[1:]) == {"bf16"}
+    # 32 batches of the 1000-sentence slice: 32 flips at least, so at most 0.968
+    assert at_bf16["agreement"] <= 0.968 and at_bf16["plain_int8"]["agreement"] <= 0.968
 
 
 def test_min_agreement_with_dynamic_int8_is_one_line(tiny_checkpoint, data_file, tmp_path, capsys):
@@ -198,6 +254,21 @@ def test_min_agreement_a_slice_too_small_to_show_is_one_line_before_any_work(
         "validation slice of at least 2703 sentences (every one agreeing); --validation-samples "
         "is 1000"]
     assert not (tmp_path / "c").exists()
+
+
+def test_min_agreement_a_slice_drawn_smaller_than_asked_is_checked_again_before_any_build(
+        tiny_checkpoint, data_file, train_file, tmp_path, capsys):
+    """60 training rows, 20 calibrated on: 40 left for a slice of 1000 asked, too few for 0.95."""
+    assert main(bert_quantize.SPEC, [
+        "--model", str(tiny_checkpoint), "--dataset", str(data_file), "--calibration-dataset",
+        str(train_file), "--calibration-samples", "20", "--min-agreement", "0.95",
+        "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "bert_quantize: error: --min-agreement 0.95 can be shown with 95% confidence only on a "
+        "validation slice of at least 52 sentences (every one agreeing); only 40 training rows "
+        "were left for it once calibration and evaluation sentences were set aside")
+    assert not (tmp_path / "c" / "entries").exists()
 
 
 def test_min_agreement_where_only_groqflow_builds_is_one_line():

@@ -77,3 +77,10 @@ def test_the_slice_cell_shows_the_bound_that_decided_where_there_was_one():
     assert report.slice_cell(before_the_rule) == "0.9920 → 0.9970"
     assert report.slice_cell({**before_the_rule, "agreement_lower_bound": 0.99252}) == \
         "0.9920 → 0.9970 (≥ 0.9925)"
+
+
+def test_the_machine_line_gives_the_threads_the_runners_got_not_the_cpu_count():
+    env = {"cpu": "AMD EPYC", "cpu_flags": ["avx2"], "cpu_count": 16, "python": "3.11.7",
+           "versions": {"torch": "2.13.0"}, "threads": {"threads": 4}}
+    assert report.machine({"environment": env}) == (
+        "AMD EPYC (avx2), 4 of 16 logical CPUs used, Python 3.11.7, torch 2.13.0")

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import UserError
+from .. import interrupt
+from ..errors import UserError, first_line
 from .base import Backend, Candidate
 
 BACKENDS = ("onnxruntime", "openvino", "groqflow")
 CHOICES = ("auto",) + BACKENDS
 HOST_BACKENDS = ("openvino", "onnxruntime")  # what runs where GroqFlow does not
+
+
+def import_failure(exc: ImportError, package: str) -> str:
+    """Why a backend is not available, when its package is simply not installed; anything else
+    (a broken install, an interrupt landing inside an import) is one line, never a backend
+    silently dropped from the candidates, which would change what the run measures."""
+    interrupt.check()
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == package:
+        return f"{package} is not installed"
+    raise UserError(f"{package} is installed but does not import ({first_line(exc)})") from None
 
 
 def backend_module(name: str) -> Backend:

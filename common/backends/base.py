@@ -164,6 +164,9 @@ class Backend(Protocol):
     def library_versions(self) -> dict:
         """Versions that go into the cache key and the results JSON."""
 
+    def build_recipe(self, options: BuildOptions) -> dict:
+        """What a build with these options does beyond them (in its cache key and the trial's)."""
+
     def build(self, checkpoint, example: Batch, *, options: BuildOptions, cache,
               calibration: Optional[Calibration] = None) -> Runner:
         """Build (or find in the cache) and return the Runner."""

@@ -21,6 +21,7 @@ from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
 from ..export import eager_attention_copy
+from . import import_failure
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts
 
 NAME = "groqflow"
@@ -91,7 +92,7 @@ def available() -> tuple[bool, str]:
         import groqflow  # noqa: F401
         from groqflow.common import sdk_helpers
     except ImportError as exc:
-        return False, f"the groqflow package does not import ({exc}); see requirements-groq.txt"
+        return False, f"{import_failure(exc, 'groqflow')}; see requirements-groq.txt"
     why = quiet_failure(lambda: sdk_helpers.check_dependencies(require_devtools=True,
                                                                require_runtime=True))
     if why:
@@ -176,6 +177,11 @@ def _logits(out) -> np.ndarray:
                       dtype=np.float32)
 
 
+def build_recipe(options: BuildOptions) -> dict:
+    """What the build does beyond the user's options: its inputs and the compiler flags it uses."""
+    return {**RECIPE, "compiler_flags": compiler_flags(options)}
+
+
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
     from groqflow import groqit
@@ -221,8 +227,9 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     # what groqit compiled, read back from its state file rather than echoed from the request
     state = build_state(groq_cache, build_name)
     used = state.get("num_chips_used", "")
-    chips = int(used) if used.isdigit() else options.num_chips
-    precision = "int8" if state.get("quantization_samples", str(int8)).lower() == "true" else "fp16"
+    chips = int(used) if used.isdigit() else "unknown"
+    precision = {"true": "int8", "false": "fp16"}.get(
+        state.get("quantization_samples", "").lower(), "unknown")
 
     def on_card(call: Callable[[], object]):
         """GroqModel runs the card in a subprocess with its own log."""
@@ -243,8 +250,10 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         out = on_card(lambda: model.run_abunch([groq_inputs(b, ids_dtype) for b in batches]))
         return [_logits(o) for o in (out if isinstance(out, list) else [out])], None
 
-    return Runner(name=f"groqflow-{precision}-{chips}chip", backend=NAME,
-                  device=f"groqchip x{chips}", precision=precision, predict=predict,
+    known = chips != "unknown"
+    return Runner(name=f"groqflow-{precision}-" + (f"{chips}chip" if known else "chips-unknown"),
+                  backend=NAME, device=f"groqchip x{chips}" if known else "groqchip (count unknown)",
+                  precision=precision, predict=predict,
                   predict_many=predict_many, single_calls=False, build_seconds=seconds,
                   cache_hit=loaded, facts=facts)
 

@@ -2,6 +2,7 @@
 on the CPUs this process may use."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,7 @@ from ..cpu import usable_cpus
 from ..errors import UserError
 from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
+from . import import_failure
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
 
 NAME = "onnxruntime"
@@ -37,7 +39,7 @@ def available() -> tuple[bool, str]:
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        return False, f"onnxruntime does not import ({exc})"
+        return False, import_failure(exc, "onnxruntime")
     return True, ""
 
 
@@ -72,6 +74,11 @@ def check_options(options: BuildOptions) -> None:
                         f"{options.precision}")
 
 
+def build_recipe(options: BuildOptions) -> dict:
+    """What the build does beyond the user's options, with the options' overrides."""
+    return {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
+
+
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
     check_options(options)
@@ -79,7 +86,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
                 if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
     relevant.update(fidelity.rule_in_key(options.min_agreement))
     int8 = options.precision == "int8"
-    recipe = {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
+    recipe = build_recipe(options)
     key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,
                                 calibration if int8 and options.quantization == "static" else None)
     label = f"int8-{options.quantization}" if int8 else options.precision
@@ -162,6 +169,14 @@ def fuse_bert(source: Path, target: Path, config, options: BuildOptions) -> dict
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
 
 
+def _threads() -> int | None:
+    """This process's threads, where Linux lists them."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
 def make_session(path: Path, device: str = "cpu", optimize: bool = True
                  ) -> tuple[Callable[[Batch], np.ndarray], dict]:
     """An ONNX Runtime session on the CPUs this process may use, as a predict function, and its
@@ -177,14 +192,19 @@ def make_session(path: Path, device: str = "cpu", optimize: bool = True
     so.log_severity_level = 3
     providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda"
                  else ["CPUExecutionProvider"])
+    before = _threads()
     session = ort.InferenceSession(str(path), so, providers=providers)
+    started = _threads() - before if before is not None else None
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         raise UserError("--device cuda: ONNX Runtime could not start its CUDA provider (a CUDA or "
                         f"cuDNN library is missing?) and would run on {session.get_providers()[0]}")
     names = [i.name for i in session.get_inputs()]
-    settings = session.get_session_options()
-    runtime = {"providers": session.get_providers(), "intra_op_threads": settings.intra_op_num_threads,
-               "inter_op_threads": settings.inter_op_num_threads}
+    # ONNX Runtime reports no thread count of its own (its options echo the request): count the
+    # threads its intra-op pool started, the calling thread being one of the pool
+    runtime = {"providers": session.get_providers(),
+               "intra_op_threads": "unknown" if started is None else started + 1,
+               "intra_op_threads_from": "threads started by the session (/proc/self/task) + the "
+                                        "calling thread", "intra_op_threads_asked": so.intra_op_num_threads}
 
     def predict(batch: Batch) -> np.ndarray:
         return session.run(["logits"], {name: batch[name] for name in names})[0]

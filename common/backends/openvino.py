@@ -28,6 +28,7 @@ from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
 from ..provenance import package_versions
 from ..quiet import telemetry_off
+from . import import_failure
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
 
 NAME = "openvino"
@@ -62,7 +63,7 @@ def available() -> tuple[bool, str]:
     try:
         _openvino()
     except ImportError as exc:
-        return False, f"openvino does not import ({exc})"
+        return False, import_failure(exc, "openvino")
     return True, ""
 
 
@@ -86,28 +87,36 @@ def library_versions() -> dict[str, str]:
     return package_versions("torch", "transformers", "onnx", "openvino", "nncf")
 
 
+def build_recipe(options: BuildOptions) -> dict:
+    """What the build does beyond the user's options (for INT8, NNCF's settings), with the
+    options' overrides."""
+    if options.precision != "int8":
+        return {**RECIPE, **merged_recipe({}, options)}
+    from .ov_quantize import INT8_RECIPE
+
+    return {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
+
+
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Optional[Calibration] = None) -> Runner:
     if options.device != "cpu":
         raise UserError(f"OpenVINO builds for the CPU here; --device {options.device} takes "
                         "--backend onnxruntime")
     int8 = options.precision == "int8"
-    if int8:
-        from .ov_quantize import INT8_RECIPE
-
-        recipe = {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
-    else:
-        recipe = {**RECIPE, **merged_recipe({}, options)}
+    recipe = build_recipe(options)
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
     options_in_key = {"ir": ir, "min_agreement": options.min_agreement} if int8 else {"ir": ir}
     options_in_key.update(fidelity.rule_in_key(options.min_agreement))
+    if int8 and options.min_agreement is not None:  # searched on the model as it runs
+        options_in_key["searched_at"] = options.remainder
     key = cache_key(cache_key_parts(NAME, checkpoint.digest, options_in_key, library_versions(),
                                     recipe, calibration if int8 else None))
     export = cached_export(checkpoint, example, cache)
     cached = cache.get_or_build(
         f"ov-{ir}", key,
         lambda folder: _build(folder, export.folder / EXPORT_FILE, recipe,
-                              calibration if int8 else None, options.min_agreement))
+                              calibration if int8 else None, options.min_agreement,
+                              options.remainder))
     float_precision = options.remainder if int8 else options.precision
     compiled = compile_ir(cached.folder / IR_FILE, float_precision)
     ran = inference_precision(compiled)
@@ -130,7 +139,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
 
 def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Calibration],
-           min_agreement: Optional[float] = None) -> dict:
+           min_agreement: Optional[float] = None, remainder: str = "fp32") -> dict:
     ov = _openvino()
 
     stages = ["convert"] + (["quantise"] if calibration is not None else [])
@@ -149,7 +158,8 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
             facts["fp32_bytes"] = sum(p.stat().st_size for p in folder.glob("fp32.*"))
             for path in folder.glob("fp32.*"):
                 path.unlink()
-            ir, control = quantize_int8(ir, calibration, recipe["int8"], min_agreement)
+            ir, control = quantize_int8(ir, calibration, recipe["int8"], min_agreement,
+                                        compile_ir, remainder)
             if control:
                 facts["accuracy_control"] = control
             bar.update()
@@ -159,10 +169,11 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
     return facts
 
 
-def compile_ir(path: Path, precision: str, hint: str = "THROUGHPUT"):
-    """Compiled for the CPU at `precision`: THROUGHPUT (streams: batches in flight on all cores)
-    for passes, LATENCY (one request on all cores) for single calls."""
-    return _core().compile_model(str(path), "CPU", {
+def compile_ir(model, precision: str, hint: str = "THROUGHPUT"):
+    """An IR (a path or a model in memory) compiled for the CPU at `precision`: THROUGHPUT
+    (streams: batches in flight on all cores) for passes, LATENCY (one request on all cores) for
+    single calls."""
+    return _core().compile_model(str(model) if isinstance(model, Path) else model, "CPU", {
         "PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
         "INFERENCE_NUM_THREADS": usable_cpus()})
 

@@ -102,7 +102,8 @@ def agreeing_static_int8(source: Path, target: Path, calibration: Calibration, r
         return fidelity.slice_logits(make_session(path)[0], calibration.validation)
 
     names = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
-    chosen, report = fidelity.search(quantize, logits, logits(source), names, min_agreement)
+    chosen, report = fidelity.search(quantize, logits, logits(source), names, min_agreement,
+                                     scored_at="int8+fp32, in the session the run uses")
     chosen.replace(target)
     for path in candidates:
         path.unlink(missing_ok=True)

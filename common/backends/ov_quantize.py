@@ -5,16 +5,23 @@ bench/int8_variants.py --backend openvino); `BuildOptions.recipe` overrides them
 """
 from __future__ import annotations
 
+import time
 import warnings
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from .. import fidelity
+from ..errors import BuildTooSlow
 from ..batching import make_batches
 from ..quiet import loggers_at_error, stdout_to_progress
 from .base import Calibration
 
+# a remainder whose slice pass would take over SLICE_LIMIT times the float model's (at least
+# SLICE_FLOOR_S) is not searched: as in the trial (common/trial.py), INT8 with an fp16 remainder ran
+# 1000x slower than the others on an AMX Xeon that lists FP16
+SLICE_LIMIT = 10
+SLICE_FLOOR_S = 10.0
 INT8_RECIPE = {
     "preset": "mixed",  # symmetric weights, asymmetric activations (NNCF's transformer default)
     # SmoothQuant off: NNCF's default (0.95) cost 0.57 points and 1.8% agreement on MiniLM here
@@ -30,11 +37,16 @@ INT8_RECIPE = {
 
 
 def quantize_int8(model, calibration: Calibration, recipe: dict,
-                  min_agreement: Optional[float] = None) -> tuple[object, dict]:
+                  min_agreement: Optional[float] = None,
+                  compile_at: Optional[Callable[[object, str], object]] = None,
+                  remainder: str = "fp32") -> tuple[object, dict]:
     """The quantized copy of `model` (every calibration sentence one batch-1 sample, unpadded),
     and what accuracy control did ({} without it): with `min_agreement`, the kinds of layer kept
-    in float so that the INT8 model answers as the float model does on at least that share of the
-    validation slice (common/fidelity.py), each candidate scored at fp32."""
+    in float so that the INT8 model answers as the float model (fp32) does on at least that share
+    of the validation slice (common/fidelity.py). Each INT8 candidate is scored as it will run:
+    compiled by `compile_at(model, precision)` at its float `remainder`, so a bf16 remainder's
+    own flips count. A remainder that would score the slice over SLICE_LIMIT times slower than the
+    float model is a BuildTooSlow."""
     with warnings.catch_warnings():  # NNCF releases warn of their own deprecations
         warnings.simplefilter("ignore")
         import nncf
@@ -71,17 +83,20 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
         if min_agreement is None:
             return quantize(), {}
 
-        def logits(candidate) -> np.ndarray:
-            compiled = compile_f32(candidate)
+        def scored(candidate, precision: str, budget_s: Optional[float] = None) -> np.ndarray:
+            compiled = compile_at(candidate, precision)
             return fidelity.slice_logits(lambda batch: compiled(
-                {name: batch[name] for name in inputs})[0], calibration.validation)
+                {name: batch[name] for name in inputs})[0], calibration.validation, budget_s)
 
-        return fidelity.search(quantize, logits, logits(model),
-                               [op.get_friendly_name() for op in model.get_ops()], min_agreement)
-
-
-def compile_f32(model):
-    """Compiled for the CPU at fp32: the search judges INT8's error, not the remainder's."""
-    import openvino as ov
-
-    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        start = time.perf_counter()
+        float_logits = scored(model, "fp32")
+        budget = max(SLICE_FLOOR_S, SLICE_LIMIT * (time.perf_counter() - start))
+        try:
+            chosen, report = fidelity.search(
+                quantize, lambda candidate: scored(candidate, remainder, budget), float_logits,
+                [op.get_friendly_name() for op in model.get_ops()], min_agreement,
+                scored_at=f"int8+{remainder}, compiled as the run compiles it")
+        except fidelity.TooSlow as exc:
+            raise BuildTooSlow(f"OpenVINO INT8 with a {remainder} remainder: {exc}; too slow to "
+                               "search for --min-agreement here") from None
+        return chosen, report
