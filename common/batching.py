@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
+
+if TYPE_CHECKING:  # transformers takes seconds to import: --help must not wait for it
+    from transformers import PreTrainedTokenizerBase
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 Batch = Dict[str, np.ndarray]  # typing.Dict: GroqWare hosts run Python 3.8

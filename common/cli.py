@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import NoReturn, Sequence
 
 from .backends import CHOICES
 from .backends.base import FLOAT_PRECISIONS, QUANTIZATIONS
@@ -121,3 +121,13 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
                             "--dataset's hub dataset; a local file offline)")
     return p
 
+
+
+def parse_command_line(spec, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The script's arguments (`spec`: its ProofPoint), with the command as typed kept for the
+    results JSON."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(f"{spec.name}.py", spec.description, spec.model, spec.num_chips,
+                        spec.quantize).parse_args(argv)
+    args.command = [f"{spec.name}.py", *argv]
+    return args

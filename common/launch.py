@@ -8,11 +8,13 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
+from . import interrupt
 from .spec import INTERRUPTED, ProofPoint
 
 
 def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
-    """Import the pipeline (seconds: torch, transformers), then run it; exit code 130 on Ctrl-C."""
+    """Parse the command line, import the pipeline (seconds: torch, transformers), then run it;
+    exit code 130 on Ctrl-C."""
 
     def interrupted_while_importing(signum, frame) -> None:
         # A KeyboardInterrupt raised inside an extension module's initialisation is printed as
@@ -26,10 +28,15 @@ def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     previous = signal.signal(signal.SIGINT, interrupted_while_importing)
     try:
+        # the command line first: --help and a bad flag answer before torch is imported
+        from .cli import parse_command_line
+
+        args = parse_command_line(spec, argv)
         from .proofpoint import main
     finally:
         signal.signal(signal.SIGINT, previous)
-    code = main(spec, argv)
+    interrupt.install()
+    code = main(spec, argv, args)
     # Everything is printed and written; what remains is the runtimes' teardown, where a Ctrl-C
     # would end the interpreter by the signal, silently and with no exit code of ours.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -26,6 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.paths import ROOT, SHARED  # noqa: E402
 
+# The suite must pass whatever CPU runs it: PROOF_POINTS_TEST_CPU=<a results JSON> makes every
+# in-process test see that file's CPU (model, family and model numbers, matrix flags) instead of
+# this host's, e.g. each CPU under bench/results in turn. Patched before any module of the project
+# takes its own reference to cpu_info.
+if os.environ.get("PROOF_POINTS_TEST_CPU"):
+    import common.cpu  # noqa: E402
+
+    _env = json.loads(Path(os.environ["PROOF_POINTS_TEST_CPU"]).read_text())["environment"]
+    _as_recorded = {"model": _env["cpu"], "family": _env["cpu_family"],
+                    "logical_cpus": os.cpu_count(), "flags": _env["cpu_flags"]}
+    common.cpu.cpu_info = lambda: _as_recorded
+
 WORDS = ("good great fine fun charming lovely bad awful dull boring terrible movie film story "
          "actors plot it is was a the and but not very , . ' s").split()
 SENTENCES = [

@@ -1,0 +1,81 @@
+"""Ctrl-C at any moment of a cold run ends it in one line with exit code 130, and leaves no table,
+no results file and no half-written cache entry: 30 moments spread over a whole cold run (imports,
+the ONNX export, OpenVINO's conversion, the trial, the passes), each in a fresh cache."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from common.cache import STATE_FILE, BuildCache
+from common.spec import INTERRUPTED
+from conftest import ROOT
+
+MOMENTS = 30
+COMMAND = [sys.executable, "bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
+           "data/sst2/validation.tsv", "--limit", "96", "--repeats", "1"]
+
+
+def as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a foreground process has it (a CI runner may start its jobs
+    with SIGINT ignored, and the child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(tmp_path, name):
+    cache, out = tmp_path / f"{name}-cache", tmp_path / f"{name}.json"
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    proc = subprocess.Popen(COMMAND + ["--cache-dir", str(cache), "--json", str(out)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_in_a_terminal)
+    return proc, cache, out
+
+
+def intact_entries(cache) -> bool:
+    """Every published entry verifies against its own state file; nothing is left in tmp/."""
+    if not cache.exists():
+        return True
+    store = BuildCache(cache, "never")
+    for entry in (cache / "entries").glob("*"):
+        name, key = entry.name.rsplit("-", 1)[0], json.loads((entry / STATE_FILE).read_text())["key"]
+        if store.find(name, key) is None:
+            return False
+    return not any((cache / "tmp").glob("*"))
+
+
+@pytest.mark.skipif(not os.environ.get("PROOF_POINTS_INTERRUPT_MOMENTS"),
+                    reason="30 cold runs (minutes): set PROOF_POINTS_INTERRUPT_MOMENTS=1 (.ci/run does)")
+def test_ctrl_c_at_30_moments_of_a_cold_run(tmp_path):
+    proc, _, out = start(tmp_path, "whole")
+    begun = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=600)
+    whole = time.monotonic() - begun
+    assert proc.returncode == 0 and out.exists(), stderr
+    outcomes, in_a_build = [], 0
+    for i, moment in enumerate(np.linspace(0.3, 0.95 * whole, MOMENTS)):
+        proc, cache, out = start(tmp_path, f"m{i}")
+        time.sleep(moment)
+        if proc.poll() is not None:
+            outcomes.append((moment, "ended before the interrupt", proc.returncode))
+            continue
+        in_a_build += any((cache / "tmp").glob("*"))
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        lines = stderr.strip().splitlines()
+        if proc.returncode == 0 and out.exists() and out.stat().st_mtime < sent:
+            outcomes.append((moment, "ended before the interrupt", 0))  # in its teardown
+            continue
+        ok = (proc.returncode == 130 and lines[-1] == f"bert_tiny: {INTERRUPTED}"
+              and "Traceback" not in stderr and not stdout.strip() and not out.exists()
+              and intact_entries(cache))
+        outcomes.append((moment, "ok" if ok else f"exit {proc.returncode}: {lines[-3:]} "
+                                                 f"stdout {stdout[:80]!r}", proc.returncode))
+    failed = [o for o in outcomes if o[1] not in ("ok", "ended before the interrupt")]
+    assert not failed, f"of {MOMENTS} moments over a {whole:.1f} s run: {failed}"
+    assert sum(o[1] == "ok" for o in outcomes) >= MOMENTS - 3, outcomes
+    assert in_a_build, "no moment landed inside a build"
