@@ -41,9 +41,12 @@ class Batches:
         return result
 
 
-def tokenize(tokenizer: PreTrainedTokenizerBase, sentences: list[str], max_length: int) -> Encoded:
-    """Tokenize with truncation at max_length, as the reference and every build will see it."""
-    enc = tokenizer(sentences, truncation=True, max_length=max_length, return_token_type_ids=True)
+def tokenize(tokenizer: PreTrainedTokenizerBase, sentences: list[str], max_length: int,
+             pairs: list[str] | None = None) -> Encoded:
+    """Tokenize with truncation at max_length, as the reference and every build will see it;
+    sentence pairs as pairs (`tokenizer(a, b)`, the longer text truncated first)."""
+    enc = tokenizer(sentences, pairs, truncation="longest_first" if pairs else True,
+                    max_length=max_length, return_token_type_ids=True)
     ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
     type_ids = [np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

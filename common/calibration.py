@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 from .backends.base import Calibration
 from .batching import tokenize
 from .errors import UserError
-from .sst2 import load_examples
+from .sst2 import Columns, load_examples
 
 
 def draw_indices(total: int, count: int, seed: int) -> np.ndarray:
@@ -25,7 +25,8 @@ def normalized(sentence: str) -> str:
 
 
 def check_no_overlap(drawn: Sequence[str], evaluated: Sequence[str], source: str) -> None:
-    """Refuse calibration sentences that are also evaluated, whatever file or split they came from."""
+    """Refuse calibration sentences (or pairs: Examples.texts) that are also evaluated, whatever
+    file or split they came from."""
     evaluated_set = {normalized(s) for s in evaluated}
     shared = [s for s in drawn if normalized(s) in evaluated_set]
     if shared:
@@ -52,22 +53,27 @@ def draw_validation(sentences: Sequence[str], calibration: np.ndarray, count: in
 
 def draw_calibration(location: str, split: str | None, seed: int, count: int,
                      tokenizer: PreTrainedTokenizerBase, max_length: int,
-                     evaluated: Sequence[str], validation: int = 0) -> Calibration:
-    """Tokenized exactly as evaluation is (truncation at max_length); backends batch them. With
-    `validation`, also that many other rows for accuracy control (draw_validation)."""
-    examples = load_examples(location, split=split)
-    total = len(examples.sentences)
+                     evaluated: Sequence[str], validation: int = 0,
+                     columns: Columns = Columns(), config: str | None = None) -> Calibration:
+    """Tokenized exactly as evaluation is (truncation at max_length, pairs as pairs); backends
+    batch them. `evaluated`: the evaluated rows' texts (Examples.texts). With `validation`, also
+    that many other rows for accuracy control (draw_validation). Labels are not read."""
+    examples = load_examples(location, split=split, columns=columns, labels=None, config=config)
+    texts = examples.texts()
+    total = len(texts)
     if total < count:
         print(f"calibration: '{location}' has {total} rows, fewer than the {count} asked for; "
               f"using all {total}", file=sys.stderr)
     indices = draw_indices(total, count, seed)
-    drawn = [examples.sentences[i] for i in indices]
-    check_no_overlap(drawn, evaluated, location)
+    check_no_overlap([texts[i] for i in indices], evaluated, location)
     checked = None
     if validation:
-        checked = draw_validation(examples.sentences, indices, validation, seed, evaluated)
-    return Calibration(source=location, seed=seed, indices=indices,
-                       encoded=tokenize(tokenizer, drawn, max_length), requested=count,
-                       identity=examples.identity, validation_indices=checked,
-                       validation=None if checked is None else tokenize(
-                           tokenizer, [examples.sentences[i] for i in checked], max_length))
+        checked = draw_validation(texts, indices, validation, seed, evaluated)
+
+    def encoded(rows):
+        pairs = None if examples.pairs is None else [examples.pairs[i] for i in rows]
+        return tokenize(tokenizer, [examples.sentences[i] for i in rows], max_length, pairs)
+
+    return Calibration(source=location, seed=seed, indices=indices, encoded=encoded(indices),
+                       requested=count, identity=examples.identity, validation_indices=checked,
+                       validation=None if checked is None else encoded(checked))

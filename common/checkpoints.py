@@ -1,4 +1,4 @@
-"""Load a 2-label sequence classifier and its tokenizer, from a local folder or a hub id."""
+"""Load a sequence classifier (2 labels or more) and its tokenizer, from a local folder or a hub id."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +12,7 @@ from transformers.utils import logging as hf_logging
 
 from .errors import UserError, first_line
 from .sources import looks_local
+from .sst2 import LabelSpace
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
@@ -21,6 +22,13 @@ class Checkpoint:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     digest: str  # hash of the weights, part of every build's cache key
+
+    @property
+    def labels(self) -> LabelSpace:
+        """The model's labels: their count, and their names (lower case) from its label2id."""
+        config = self.model.config
+        names = {str(name).strip().casefold(): int(i) for name, i in config.label2id.items()}
+        return LabelSpace(config.num_labels, names)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -39,8 +47,9 @@ def _check_classifier(config, source: str) -> None:
         found = ", ".join(architectures) or "no architecture"
         raise UserError(f"'{source}' is not a sequence classifier ({found}); "
                         "the proof points need a checkpoint fine-tuned for SST-2")
-    if config.num_labels != 2:
-        raise UserError(f"'{source}' has {config.num_labels} labels; SST-2 needs a 2-label classifier")
+    if config.num_labels < 2:
+        raise UserError(f"'{source}' has {config.num_labels} label (a regression head); the proof "
+                        "points compare the classes a classifier picks: it needs 2 labels or more")
 
 
 def load_checkpoint(source: str) -> Checkpoint:

@@ -51,16 +51,47 @@ def share(text: str) -> float:
 def build_parser(prog: str, description: str, default_model: str, num_chips: int,
                  quantize: bool) -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description=description)
+    add_input_flags(p, default_model)
+    add_build_flags(p, num_chips)
+    if quantize:
+        add_int8_flags(p)
+    else:
+        p.add_argument("--precision", choices=("auto",) + FLOAT_PRECISIONS, default="auto",
+                       help="the built model's precision; auto: every precision the backends "
+                            "offer here is timed on a few of the run's batches and the fastest "
+                            "that agrees with the reference runs (cached per host)")
+    return p
+
+
+def add_input_flags(p: argparse.ArgumentParser, default_model: str) -> None:
+    """What runs on what: the model, the data and its columns."""
     p.add_argument("--model", default=default_model,
                    help=f"hub id or local checkpoint folder (default: {default_model})")
     p.add_argument("--dataset", default=DEFAULT_DATASET,
-                   help="hub dataset id or local .tsv/.csv/.parquet/.jsonl file with sentence and "
-                        "label columns (0/1, or sentiment in [0, 1], positive above 0.5); sst: the "
-                        f"original proof points' stanfordnlp/sst test split (default: {DEFAULT_DATASET})")
+                   help="hub dataset id or local .tsv/.csv/.parquet/.jsonl file with a text (or "
+                        "sentence-pair) column and a label column (class ids or the model's label "
+                        "names; for 2 labels also sentiment in [0, 1], positive above 0.5); sst: "
+                        "the original proof points' stanfordnlp/sst test split "
+                        f"(default: {DEFAULT_DATASET})")
     p.add_argument("--split", help="split of a hub dataset (default: validation; test for sst); "
                                    "for a local file, the value of its 'split' column to keep "
                                    "(default: the whole file)")
+    p.add_argument("--dataset-config", metavar="NAME",
+                   help="configuration of a hub dataset, e.g. mrpc for nyu-mll/glue")
+    p.add_argument("--text-column", metavar="NAME",
+                   help="the column of the text (default: sentence or text, or the first of a "
+                        "GLUE pair: sentence1/sentence2, question/sentence, premise/hypothesis, "
+                        "question1/question2)")
+    p.add_argument("--text-pair-column", metavar="NAME",
+                   help="the column of a pair's second text, tokenized with the first as a pair")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="the column of the label: the class id, or its name in the model's "
+                        "label2id (default: label)")
     p.add_argument("--limit", type=int_in(1, 10_000_000), help="evaluate only the first N sentences")
+
+
+def add_build_flags(p: argparse.ArgumentParser, num_chips: int) -> None:
+    """Which build, its cache, the batching and the timing, and where results go."""
     p.add_argument("--backend", choices=CHOICES, default="auto",
                    help="auto: GroqFlow where GroqWare and a GroqChip are here; else the fastest "
                         "build of OpenVINO and ONNX Runtime that agrees with the reference, "
@@ -88,38 +119,35 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
     p.add_argument("--repeats", type=int_in(1, 100), default=3,
                    help="timing rounds: the runners take turns, each round timing the same "
                         "sentences; median and range are reported (default: 3)")
-    if not quantize:
-        p.add_argument("--precision", choices=("auto",) + FLOAT_PRECISIONS, default="auto",
-                       help="the built model's precision; auto: every precision the backends "
-                            "offer here is timed on a few of the run's batches and the fastest "
-                            "that agrees with the reference runs (cached per host)")
-    if quantize:
-        p.add_argument("--precision", choices=("auto",) + tuple(f"int8+{p}" for p in FLOAT_PRECISIONS),
-                       default="auto",
-                       help="INT8 and the precision of what stays in float; auto: measured as "
-                            "for the float scripts")
-        p.add_argument("--quantization", choices=QUANTIZATIONS, default="static",
-                       help="static: calibrated INT8 (default); dynamic: no calibration")
-        p.add_argument("--calibration-samples", type=int_in(1, 100_000),
-                       default=DEFAULT_CALIBRATION_SAMPLES,
-                       help=f"training sentences drawn for calibration (default: {DEFAULT_CALIBRATION_SAMPLES})")
-        p.add_argument("--seed", type=int_in(0, 2**32 - 1),
-                       help="seed of the calibration draw; printed and saved "
-                            f"(default: {DEFAULT_SEED})")
-        p.add_argument("--min-agreement", type=share, metavar="A",
-                       help="INT8 that answers as the float model does on at least this share of "
-                            "sentences, as a validation slice of the training data (none of it "
-                            "calibrated on or evaluated) shows with 95%% confidence: the kinds of "
-                            "layer whose INT8 error is largest stay in float until it does "
-                            "(OpenVINO, ONNX Runtime; static INT8); e.g. 0.995")
-        p.add_argument("--validation-samples", type=int_in(10, 100_000),
-                       default=DEFAULT_VALIDATION_SAMPLES,
-                       help="size of that validation slice, drawn with --seed + 1 "
-                            f"(default: {DEFAULT_VALIDATION_SAMPLES})")
-        p.add_argument("--calibration-dataset", metavar="ID|FILE",
-                       help="where to draw calibration sentences (default: the 'train' split of "
-                            "--dataset's hub dataset; a local file offline)")
-    return p
+
+
+def add_int8_flags(p: argparse.ArgumentParser) -> None:
+    """bert_quantize.py's: the INT8 build, its calibration and --min-agreement."""
+    p.add_argument("--precision", choices=("auto",) + tuple(f"int8+{p}" for p in FLOAT_PRECISIONS),
+                   default="auto",
+                   help="INT8 and the precision of what stays in float; auto: measured as "
+                        "for the float scripts")
+    p.add_argument("--quantization", choices=QUANTIZATIONS, default="static",
+                   help="static: calibrated INT8 (default); dynamic: no calibration")
+    p.add_argument("--calibration-samples", type=int_in(1, 100_000),
+                   default=DEFAULT_CALIBRATION_SAMPLES,
+                   help=f"training sentences drawn for calibration (default: {DEFAULT_CALIBRATION_SAMPLES})")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1),
+                   help="seed of the calibration draw; printed and saved "
+                        f"(default: {DEFAULT_SEED})")
+    p.add_argument("--min-agreement", type=share, metavar="A",
+                   help="INT8 that answers as the float model does on at least this share of "
+                        "sentences, as a validation slice of the training data (none of it "
+                        "calibrated on or evaluated) shows with 95%% confidence: the kinds of "
+                        "layer whose INT8 error is largest stay in float until it does "
+                        "(OpenVINO, ONNX Runtime; static INT8); e.g. 0.995")
+    p.add_argument("--validation-samples", type=int_in(10, 100_000),
+                   default=DEFAULT_VALIDATION_SAMPLES,
+                   help="size of that validation slice, drawn with --seed + 1 "
+                        f"(default: {DEFAULT_VALIDATION_SAMPLES})")
+    p.add_argument("--calibration-dataset", metavar="ID|FILE",
+                   help="where to draw calibration sentences (default: the 'train' split of "
+                        "--dataset's hub dataset; a local file offline)")
 
 
 

@@ -25,7 +25,7 @@ BATCH1_SENTENCES = 32
 @dataclass(frozen=True)
 class Evaluation:
     runner: Runner
-    logits: np.ndarray  # [samples, 2], dataset order
+    logits: np.ndarray  # [samples, labels], dataset order
     seconds: float  # the accuracy pass, for choosing how much to time
     batch_seconds: tuple = ()  # each batch's seconds in that pass, where measured
 
@@ -42,8 +42,9 @@ def evaluate(runner: Runner, batches: Batches) -> Evaluation:
         start = time.perf_counter()
         outputs, batch_seconds = runner.run_all(batches.inputs, bar.update)
         seconds = time.perf_counter() - start
+    labels = outputs[0].shape[1] if outputs and np.ndim(outputs[0]) == 2 else 0
     for batch, out in zip(batches.inputs, outputs):
-        if out.shape != (len(batch["input_ids"]), 2):
+        if out.shape != (len(batch["input_ids"]), labels) or labels < 2:
             raise RuntimeError(f"{runner.name} returned logits of shape {out.shape}")
     return Evaluation(runner, batches.scatter(outputs).astype(np.float32), seconds,
                       tuple(batch_seconds or ()))
@@ -158,6 +159,13 @@ def agreement_figures(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
             float(np.abs(got - want).max()))
 
 
+def confusion(rows: np.ndarray, columns: np.ndarray, classes: int) -> list[list[int]]:
+    """counts[i][j]: sentences of class i in `rows` that are class j in `columns`."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (rows, columns), 1)
+    return counts.tolist()
+
+
 def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role: str,
                 reference: Optional[Evaluation] = None,
                 reference_timing: Optional[Timing] = None) -> dict:
@@ -183,6 +191,12 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
     if reference is not None:
         entry["agreement"], entry["max_abs_logit_diff"] = agreement_figures(evaluation.logits,
                                                                             reference.logits)
+    classes = evaluation.logits.shape[1]
+    if classes > 2:  # which classes a build trades for which: rows the truth, columns the answer
+        entry["confusion_against_labels"] = confusion(labels, evaluation.predictions, classes)
+        if reference is not None:
+            entry["confusion_against_reference"] = confusion(
+                reference.predictions, evaluation.predictions, classes)
     if reference_timing is not None:  # round by round: both ran back to back
         entry["speedup"] = _spread([r / b for r, b in zip(reference_timing.round_seconds,
                                                           timing.round_seconds)])

@@ -20,8 +20,10 @@ def _logits(row: np.ndarray) -> str:
 
 
 def mismatch_rows(examples: Examples, reference: Evaluation, built: Evaluation) -> list[tuple]:
+    """index, sentence, (its pair,) label, both predictions, both logits: each differing row."""
     flipped = np.flatnonzero(reference.predictions != built.predictions)
-    return [(int(i), examples.sentences[i], int(examples.labels[i]),
+    pair = (lambda i: (examples.pairs[i],)) if examples.pairs is not None else (lambda i: ())
+    return [(int(i), examples.sentences[i], *pair(i), int(examples.labels[i]),
              int(reference.predictions[i]), int(built.predictions[i]),
              _logits(reference.logits[i]), _logits(built.logits[i])) for i in flipped]
 
@@ -31,7 +33,7 @@ def write_mismatches(path: Path, examples: Examples, reference: Evaluation, buil
     rows = mismatch_rows(examples, reference, built)
     out = io.StringIO()
     writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    writer.writerow(HEADER)
+    writer.writerow(HEADER if examples.pairs is None else HEADER[:2] + ("pair",) + HEADER[2:])
     writer.writerows(rows)
     write_results_file(path, out.getvalue())
     return len(rows)

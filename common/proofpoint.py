@@ -5,17 +5,17 @@ import argparse
 import os
 import shlex
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from . import fidelity, interrupt
 from .backends import backend_module, candidates_for, versions_of
-from .backends.base import BuildOptions, Candidate, Runner
+from .backends.base import BuildOptions, Calibration, Candidate, Runner
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
 from .cache import BuildCache
 from .calibration import draw_calibration
-from .checkpoints import load_checkpoint
+from .checkpoints import Checkpoint, load_checkpoint
 from .cli import parse_command_line
 from .errors import UserError
 from .evaluate import evaluate, run_metrics, time_both
@@ -28,7 +28,7 @@ from .results import (environment, float_as_fast_line, format_notes, format_tabl
                       write_json)
 from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
 from .spec import INTERRUPTED, ProofPoint
-from .sst2 import load_examples
+from .sst2 import Columns, Examples, load_examples
 from .trial import Choice, cached_decisions, choose
 
 
@@ -128,8 +128,47 @@ def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool)
     return dict(zip(wanted, resolve(list(wanted.values()))))
 
 
-def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
-    provenance = started(args.command)
+def load_data(args: argparse.Namespace, sources: dict, checkpoint,
+              calibrate: bool) -> tuple[Examples, Calibration | None]:
+    """The evaluated rows, read with the model's labels and the columns asked for (or found), and
+    for static INT8 the calibration samples drawn from other rows with the same columns."""
+    limit = checkpoint.model.config.max_position_embeddings
+    if args.max_length > limit:
+        raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
+    columns = Columns(args.text_column, args.text_pair_column, args.label_column)
+    examples = load_examples(sources["dataset"].location, sources["dataset"].table_split,
+                             args.limit, columns, checkpoint.labels, args.dataset_config)
+    if not calibrate:
+        return examples, None
+    source = sources["calibration"]
+    calibration = draw_calibration(source.location, source.table_split, seed(args),
+                                   args.calibration_samples, checkpoint.tokenizer,
+                                   args.max_length, examples.texts(),
+                                   args.validation_samples if args.min_agreement else 0,
+                                   Columns(examples.columns["text"], examples.columns["pair"]),
+                                   None if looks_local(source.location) else args.dataset_config)
+    if args.min_agreement:  # the slice actually drawn may be smaller than asked
+        fidelity.check_slice(args.min_agreement, len(calibration.validation_indices), drawn=True)
+    return examples, calibration
+
+
+@dataclass
+class Plan:
+    """What a run works on, resolved and loaded before anything is built."""
+    cache: BuildCache
+    candidates: list
+    backends_note: str
+    calibrate: bool
+    flag_notes: list
+    sources: dict
+    checkpoint: Checkpoint
+    examples: Examples
+    calibration: Calibration | None
+
+
+def resolve_plan(spec: ProofPoint, args: argparse.Namespace) -> Plan:
+    """Flags checked, candidates listed, inputs resolved and loaded: everything a user can get
+    wrong fails here, before any build (each stage boundary also ends a discarded Ctrl-C)."""
     for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
         if path:
             check_writable_target(path, flag)
@@ -141,101 +180,138 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None),
                                        quantization, getattr(args, "validation_samples", 0))
     flag_notes = check_flags(args, candidates, calibrate)
-    interrupt.check()  # each stage boundary: a Ctrl-C that Python discarded still ends the run
+    interrupt.check()
     sources = resolve_sources(spec, args, calibrate)
     checkpoint = load_checkpoint(sources["model"].location)
     interrupt.check()
-    limit = checkpoint.model.config.max_position_embeddings
-    if args.max_length > limit:
-        raise UserError(f"--max-length {args.max_length} exceeds the model's {limit} positions")
-    examples = load_examples(sources["dataset"].location, sources["dataset"].table_split,
-                             args.limit)
-    calibration = None
-    if calibrate:
-        source = sources["calibration"]
-        calibration = draw_calibration(source.location, source.table_split, seed(args),
-                                       args.calibration_samples, checkpoint.tokenizer,
-                                       args.max_length, examples.sentences,
-                                       args.validation_samples if args.min_agreement else 0)
-        if args.min_agreement:  # the slice actually drawn may be smaller than asked
-            fidelity.check_slice(args.min_agreement, len(calibration.validation_indices),
-                                 drawn=True)
+    examples, calibration = load_data(args, sources, checkpoint, calibrate)
     interrupt.check()
     if args.rebuild != "never":
         cache.ensure_writable()
-    print(f"{spec.name}: {sources['model'].location} on {sources['dataset'].location} "
-          f"({len(examples.sentences)} sentences)"
-          + (f", calibration seed {seed(args)}" if calibrate else "") + "; builds: "
-          f"{', '.join(map(str, candidates))}" + (f" ({backends_note})" if backends_note else ""),
-          file=sys.stderr)
+    return Plan(cache, candidates, backends_note, calibrate, flag_notes, sources, checkpoint,
+                examples, calibration)
 
-    encoded = tokenize(checkpoint.tokenizer, examples.sentences, args.max_length)
-    batches = make_batches(encoded, args.batch_size)
-    static_batches = make_batches(encoded, args.batch_size, static_shape=True) \
-        if any(backend_module(c.backend).STATIC_SHAPE for c in candidates) else None
 
-    def batches_for(candidate: Candidate):
-        return static_batches if backend_module(candidate.backend).STATIC_SHAPE else batches
+def announce(spec: ProofPoint, args: argparse.Namespace, plan: Plan) -> None:
+    """The line naming the inputs, the columns read and the candidate builds."""
+    examples = plan.examples
+    columns = ", ".join(f"{what} '{name}'" for what, name in examples.columns.items() if name)
+    print(f"{spec.name}: {plan.sources['model'].location} on {plan.sources['dataset'].location} "
+          f"({len(examples.sentences)} {'pairs' if examples.pairs else 'sentences'}; {columns})"
+          + (f", calibration seed {seed(args)}" if plan.calibrate else "") + "; builds: "
+          f"{', '.join(map(str, plan.candidates))}"
+          + (f" ({plan.backends_note})" if plan.backends_note else ""), file=sys.stderr)
 
-    def build(candidate: Candidate) -> Runner:
+
+class Builds:
+    """The run's batches, and each candidate's build on them with the user's options."""
+
+    def __init__(self, spec: ProofPoint, args: argparse.Namespace, plan: Plan):
+        self.spec, self.args, self.plan = spec, args, plan
+        examples = plan.examples
+        self.encoded = tokenize(plan.checkpoint.tokenizer, examples.sentences, args.max_length,
+                                examples.pairs)
+        self.batches = make_batches(self.encoded, args.batch_size)
+        self.static_batches = make_batches(self.encoded, args.batch_size, static_shape=True) \
+            if any(self.static(c) for c in plan.candidates) else None
+
+    @staticmethod
+    def static(candidate: Candidate) -> bool:
+        return backend_module(candidate.backend).STATIC_SHAPE
+
+    def batches_for(self, candidate: Candidate):
+        return self.static_batches if self.static(candidate) else self.batches
+
+    def build(self, candidate: Candidate) -> Runner:
         return backend_module(candidate.backend).build(
-            checkpoint, batches_for(candidate).inputs[0],
-            options=build_options(candidate, args, spec),
-            cache=cache, calibration=calibration)
+            self.plan.checkpoint, self.batches_for(candidate).inputs[0],
+            options=build_options(candidate, self.args, self.spec), cache=self.plan.cache,
+            calibration=self.plan.calibration)
 
-    def recipe_of(candidate: Candidate) -> dict:
-        options = build_options(candidate, args, spec)
+    def recipe_of(self, candidate: Candidate) -> dict:
+        options = build_options(candidate, self.args, self.spec)
         return {"options": asdict(options),
                 "recipe": backend_module(candidate.backend).build_recipe(options)}
 
-    reference = evaluate(reference_runner(checkpoint.model), batches)
+
+def decide(args: argparse.Namespace, plan: Plan, builds: Builds, reference) -> Choice:
+    """The build that runs: forced by the flags, or the trial's (cached) choice."""
     forced = forced_by(args)
     min_agreement = getattr(args, "min_agreement", None)
-    context = {"weights": checkpoint.digest, "batch_size": args.batch_size,
+    examples = plan.examples
+    context = {"weights": plan.checkpoint.digest, "batch_size": args.batch_size,
                "max_length": args.max_length,
                "data": {**examples.identity, "samples": len(examples.sentences)},
-               "calibration": calibration.cache_parts() if calibration else None,
+               "calibration": plan.calibration.cache_parts() if plan.calibration else None,
                **fidelity.rule_in_key(min_agreement)}
-    choice = choose(candidates, build, reference, batches, cache, context,
-                    compared=compared_floats(candidates, args.device), recipe_of=recipe_of,
-                    min_agreement=min_agreement,
-                    described=f"{len(examples.sentences)} sentences of {sources['dataset'].location}",
-                    why_single=f"as {forced} asks" if forced else "the only build offered here")
-    interrupt.check()
-    print(choice.banner(), file=sys.stderr)
-    static_shape = backend_module(choice.candidate.backend).STATIC_SHAPE
-    built_batches = batches_for(choice.candidate)
-    result = evaluate(choice.runner, built_batches)
-    timings, timed = time_both(reference, result, encoded, args.batch_size, args.repeats,
-                               static_shape)
-    interrupt.check()
-    runs = [run_metrics(reference, timings[0], examples.labels, "reference"),
-            run_metrics(result, timings[1], examples.labels, "built", reference, timings[0])]
-    notes = ([f"labels: {examples.labels_rule}"] if examples.labels_rule else []) + flag_notes
+    return choose(plan.candidates, builds.build, reference, builds.batches, plan.cache, context,
+                  compared=compared_floats(plan.candidates, args.device),
+                  recipe_of=builds.recipe_of, min_agreement=min_agreement,
+                  described=f"{len(examples.sentences)} sentences of "
+                            f"{plan.sources['dataset'].location}",
+                  why_single=f"as {forced} asks" if forced else "the only build offered here")
+
+
+def notes_for(spec: ProofPoint, args: argparse.Namespace, plan: Plan, choice: Choice,
+              built: dict) -> list[str]:
+    """The lines under the table beyond the timing and the CPU."""
+    notes = [f"labels: {plan.examples.labels_rule}"] if plan.examples.labels_rule else []
+    notes += plan.flag_notes
     if choice.runner.facts.get("accuracy_control"):
         notes.append(fidelity.summary(choice.runner.facts["accuracy_control"]))
-    if not spec.quantize and choice.runner.device == "cpu" and runs[1]["speedup"]["median"] < 1.0:
-        notes.append(slower_than_reference(choice, runs[1], args, cache, checkpoint.digest))
+    if not spec.quantize and choice.runner.device == "cpu" and built["speedup"]["median"] < 1.0:
+        notes.append(slower_than_reference(choice, built, args, plan.cache,
+                                           plan.checkpoint.digest))
     if choice.record.get("float_as_fast"):
         notes.append(float_as_fast_line(choice.record["float_as_fast"]))
+    return notes
+
+
+def results_document(args: argparse.Namespace, plan: Plan, provenance: dict, choice: Choice,
+                     timed: dict, notes: list, runs: list) -> dict:
+    """The results JSON (docs/json.md)."""
+    examples, calibration = plan.examples, plan.calibration
     document = {**provenance, "model": args.model, "dataset": args.dataset,
-                "split": sources["dataset"].split, "samples": len(examples.sentences),
-                "labels": examples.labels_rule or "0/1 as in the file",
-                "seed": seed(args) if calibrate else None,
+                "split": plan.sources["dataset"].split, "samples": len(examples.sentences),
+                "labels": examples.labels_rule or "class ids as in the file",
+                "num_labels": plan.checkpoint.labels.count, "columns": examples.columns,
+                "seed": seed(args) if plan.calibrate else None,
                 "batch_size": args.batch_size, "max_length": args.max_length,
-                "sources": {what: source.record() for what, source in sources.items()},
-                "inputs": {"weights_sha256": checkpoint.digest, "dataset": examples.identity},
+                "sources": {what: source.record() for what, source in plan.sources.items()},
+                "inputs": {"weights_sha256": plan.checkpoint.digest, "dataset": examples.identity},
                 "choice": choice.record, "timing": timed, "notes": notes,
-                "environment": environment(versions_of(candidates)), "runs": runs}
+                "environment": environment(versions_of(plan.candidates)), "runs": runs}
     if calibration is not None:
         document["calibration"] = {**calibration.record(), "count": len(calibration.indices),
                                    "requested": calibration.requested,
                                    "overlap_with_evaluation_checked": True}
+    return document
+
+
+def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
+    """Resolve, build, measure, report."""
+    provenance = started(args.command)
+    plan = resolve_plan(spec, args)
+    announce(spec, args, plan)
+    builds = Builds(spec, args, plan)
+    reference = evaluate(reference_runner(plan.checkpoint.model), builds.batches)
+    choice = decide(args, plan, builds, reference)
+    interrupt.check()
+    print(choice.banner(), file=sys.stderr)
+    result = evaluate(choice.runner, builds.batches_for(choice.candidate))
+    timings, timed = time_both(reference, result, builds.encoded, args.batch_size, args.repeats,
+                               builds.static(choice.candidate))
+    interrupt.check()
+    labels = plan.examples.labels
+    runs = [run_metrics(reference, timings[0], labels, "reference"),
+            run_metrics(result, timings[1], labels, "built", reference, timings[0])]
+    document = results_document(args, plan, provenance, choice, timed,
+                                notes_for(spec, args, plan, choice, runs[1]), runs)
     interrupt.check()  # the last moment: after it the table and the files are written
     print(format_table(runs))
     print(format_notes(document))
     if args.json:
         write_json(args.json, document)
     if args.mismatches:
-        write_mismatches(args.mismatches, examples, reference, result)
+        write_mismatches(args.mismatches, plan.examples, reference, result)
     return document

@@ -56,12 +56,45 @@ def default_split(name: str) -> str:
     return HUB_SPLITS.get(hub_id(name), "validation")
 
 
+# the text columns found without flags: a known GLUE pair, else one text column
+GLUE_PAIRS = (("sentence1", "sentence2"), ("question", "sentence"), ("premise", "hypothesis"),
+              ("question1", "question2"))
+TEXT_COLUMNS = ("sentence", "text")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the text, the second text of a pair, and the label; None: found."""
+    text: str | None = None
+    pair: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The model's labels: how many, and their names (lower case) -> ids, from its label2id."""
+    count: int = 2
+    names: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        named = {i: n for n, i in self.names.items()}
+        return ", ".join(f"{i} ({named[i]})" if i in named else str(i) for i in range(self.count))
+
+
 @dataclass(frozen=True)
 class Examples:
-    sentences: list[str]
-    labels: np.ndarray  # int64, 0 = negative, 1 = positive
+    sentences: list[str]  # the (first) text of each row
+    labels: np.ndarray  # int64 in [0, number of the model's labels)
     identity: dict = field(default_factory=dict)  # SHA-256 of the file, or the hub split's fingerprint
-    labels_rule: str = ""  # how float labels became 0/1; "" when the file had 0/1 labels
+    labels_rule: str = ""  # how labels became ids; "" when the file had the ids themselves
+    pairs: list[str] | None = None  # the second text of each row, for sentence-pair tasks
+    columns: dict = field(default_factory=dict)  # the columns read: text, pair, label
+
+    def texts(self) -> list[str]:
+        """Each row's text as one string (a pair joined by a tab): what a row says."""
+        if self.pairs is None:
+            return list(self.sentences)
+        return [f"{a}\t{b}" for a, b in zip(self.sentences, self.pairs)]
 
 
 def _local_split(table, source: str, split: str | None):
@@ -80,7 +113,7 @@ def _local_split(table, source: str, split: str | None):
     return rows
 
 
-def _load_table(source: str, split: str | None):
+def _load_table(source: str, split: str | None, config: str | None = None):
     import datasets
 
     datasets.disable_progress_bars()
@@ -103,12 +136,37 @@ def _load_table(source: str, split: str | None):
             raise UserError(f"cannot read '{source}': {first_line(exc)}") from None
         return _local_split(table, source, split)
     try:
-        return datasets.load_dataset(source, split=split)
+        return datasets.load_dataset(source, config, split=split)
     except ValueError as exc:
         raise UserError(f"dataset '{source}' has no split '{split}': {first_line(exc)}") from None
     except Exception as exc:
         raise UserError(f"cannot load dataset '{source}' from the hub: {first_line(exc)}; "
                         f"{LOCAL_DATA_HINT.format(flag='--dataset')}") from None
+
+
+def find_columns(names: list[str], wanted: Columns, source: str, with_label: bool = True
+                 ) -> Columns:
+    """The columns to read: the flags' where given, else `label`, and a known GLUE pair or a
+    `sentence`/`text` column; a missing one is one line naming the columns found and the flag."""
+    found = f"its columns: {', '.join(names) or 'none'}"
+    text, pair = wanted.text, wanted.pair
+    if text is None:
+        glue = next(((a, b) for a, b in GLUE_PAIRS if a in names and b in names), None)
+        if glue and pair is None:
+            text, pair = glue
+        else:
+            text = next((name for name in TEXT_COLUMNS if name in names), None)
+        if text is None:
+            raise UserError(f"'{source}' has no text column ({' or '.join(TEXT_COLUMNS)}, or a "
+                            f"pair: {', '.join('/'.join(p) for p in GLUE_PAIRS)}; {found}); name "
+                            "it with --text-column NAME")
+    label = None if not with_label else wanted.label or "label"
+    for column, flag in ((text, "--text-column"), (pair, "--text-pair-column"),
+                         (label, "--label-column")):
+        if column is not None and column not in names:
+            raise UserError(f"'{source}' has no column '{column}' ({found}); name the right one "
+                            f"with {flag} NAME")
+    return Columns(text, pair, label)
 
 
 def binarized(labels: list) -> tuple[np.ndarray, str]:
@@ -124,28 +182,61 @@ def binarized(labels: list) -> tuple[np.ndarray, str]:
     return (values > 0.5).astype(np.int64), BINARIZED
 
 
-def load_examples(source: str, split: str | None = None, limit: int | None = None) -> Examples:
-    """Rows in file order (the first `limit` of them), checked: sentence/label columns, no empty
-    sentence, labels 0/1 or sentiment in [0, 1] (binarised), at least one row. `split`: the hub
-    split, or for a local file the value of its 'split' column to keep (None: the whole file)."""
-    table = _load_table(source, split)
-    missing = {"sentence", "label"} - set(table.column_names)
-    if missing:
-        raise UserError(f"'{source}' lacks the column(s) {', '.join(sorted(missing))} "
-                        f"(it has: {', '.join(table.column_names) or 'none'})")
+def label_ids(labels: list, space: LabelSpace) -> tuple[np.ndarray, str]:
+    """Each label as the model's class id: an integer in [0, count); a name through the model's
+    label2id, case ignored; for a 2-label model, float sentiment in [0, 1] binarised as the
+    original proof points did. Anything else is refused at its first row, naming the labels."""
+    if space.count == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                for v in labels):
+        try:
+            return binarized(labels)
+        except UserError as exc:
+            raise UserError(f"{exc}; the model's labels: {space.describe()}") from None
+    ids, by_name = [], False
+    for row, label in enumerate(labels):
+        if isinstance(label, str) and label.strip().casefold() in space.names:
+            ids.append(space.names[label.strip().casefold()])
+            by_name = True
+        elif isinstance(label, (int, float)) and not isinstance(label, bool) and \
+                float(label).is_integer() and 0 <= label < space.count:
+            ids.append(int(label))
+        else:
+            raise UserError(f"row {row + 1}: label {label!r} is not one of the model's labels: "
+                            f"{space.describe()}")
+    return np.asarray(ids, dtype=np.int64), "names mapped through the model's label2id" \
+        if by_name else ""
+
+
+def _texts(table, column: str, source: str) -> list[str]:
+    texts = table[column]
+    for row, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            what = "empty sentence" if column in TEXT_COLUMNS else f"empty '{column}'"
+            raise UserError(f"'{source}' row {row + 1}: {what}")
+    return list(texts)
+
+
+def load_examples(source: str, split: str | None = None, limit: int | None = None,
+                  columns: Columns = Columns(), labels: LabelSpace | None = LabelSpace(),
+                  config: str | None = None) -> Examples:
+    """Rows in file order (the first `limit` of them), checked: the text (and pair) and label
+    columns (found, or as named), no empty text, labels the model has (LabelSpace), at least one
+    row (`labels` None: the label column is not read, as for calibration). `split`: the hub split, or for a local file the value of its 'split' column to keep
+    (None: the whole file); `config`: a hub dataset's configuration (GLUE's mrpc)."""
+    table = _load_table(source, split, config)
+    used = find_columns(table.column_names, columns, source, with_label=labels is not None)
     if limit is not None:
         table = table.select(range(min(limit, len(table))))
     if len(table) == 0:
         raise UserError(f"'{source}' has no rows" + (" (after --limit)" if limit is not None else ""))
-    sentences = table["sentence"]
-    labels = table["label"]
-    for row, sentence in enumerate(sentences):
-        if not isinstance(sentence, str) or not sentence.strip():
-            raise UserError(f"'{source}' row {row + 1}: empty sentence")
-    try:
-        binary, rule = binarized(labels)
-    except UserError as exc:
-        raise UserError(f"'{source}' {exc}") from None
-    return Examples(sentences=list(sentences), labels=binary,
-                    identity=data_identity(source, table), labels_rule=rule)
-
+    sentences = _texts(table, used.text, source)
+    pairs = _texts(table, used.pair, source) if used.pair else None
+    ids, rule = np.zeros(len(sentences), dtype=np.int64), ""
+    if labels is not None:
+        try:
+            ids, rule = label_ids(table[used.label], labels)
+        except UserError as exc:
+            raise UserError(f"'{source}' {exc}") from None
+    return Examples(sentences=sentences, labels=ids, identity=data_identity(source, table),
+                    labels_rule=rule, pairs=pairs,
+                    columns={"text": used.text, "pair": used.pair, "label": used.label})

@@ -103,9 +103,11 @@ def _tiny_config(kind: str, vocab_size: int, num_labels: int):
     return config, t.BertModel if kind == "BertModel" else t.BertForSequenceClassification
 
 
-def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0, kind: str = "bert") -> Path:
+def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0, kind: str = "bert",
+                    labels: tuple[str, ...] = ()) -> Path:
     """A random checkpoint of `kind` (bert, distilbert, roberta, electra, albert, minilm, or
-    BertModel: no classifier head) with a real WordPiece tokenizer over WORDS."""
+    BertModel: no classifier head) with a real WordPiece tokenizer over WORDS; `labels`: the
+    names of its classes (id2label), else transformers' LABEL_0, LABEL_1, ..."""
     import torch
     from transformers import BertTokenizer
 
@@ -119,6 +121,9 @@ def make_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0, kind: str 
     tokenizer.save_pretrained(folder)
     vocab.unlink()
     config, model_class = _tiny_config(kind, len(WORDS) + 5, num_labels)
+    if labels:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {name: i for i, name in enumerate(labels)}
     torch.manual_seed(seed)
     model_class(config).eval().save_pretrained(folder)
     return folder

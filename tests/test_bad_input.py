@@ -26,7 +26,9 @@ def _model(kind, tmp_path, tiny_checkpoint):
         for name in ("tokenizer.json", "vocab.txt"):
             (folder / name).unlink(missing_ok=True)
     elif kind == "three-labels":
-        make_checkpoint(folder, num_labels=3)
+        make_checkpoint(folder, num_labels=3, labels=("negative", "neutral", "positive"))
+    elif kind == "regression":
+        make_checkpoint(folder, num_labels=1)
     elif kind == "no-classifier":
         make_checkpoint(folder, kind="BertModel")
     elif kind == "a-file":
@@ -45,7 +47,11 @@ def _data(kind, tmp_path, data_file):
     if kind == "missing":
         return str(tmp_path / "nothing-here.tsv")
     if kind == "wrong-columns":
-        write_data(path, [("good", 1)], columns=("text", "label"))
+        write_data(path, [("good", 1)], columns=("review", "label"))
+    elif kind == "label-3":
+        write_data(path, [("good", 2), ("bad", 3)])
+    elif kind == "empty-pair":
+        path.write_text("sentence1\tsentence2\tlabel\ngood\tfine\t1\nbad\t\t0\n")
     elif kind == "empty-sentence":
         path.write_text("sentence\tlabel\ngood film\t1\n\t0\n")
     elif kind == "label-2":
@@ -71,11 +77,23 @@ CASES = [
     ("checkpoint folder missing", "missing-folder", "good", [], r"checkpoint folder .* does not exist"),
     ("model path is a file", "a-file", "good", [], r"is a file; expected a checkpoint folder"),
     ("checkpoint without tokenizer", "no-tokenizer", "good", [], r"has no tokenizer"),
-    ("3-label classifier", "three-labels", "good", [], r"has 3 labels; SST-2 needs a 2-label classifier"),
+    ("regression head", "regression", "good", [],
+     r"has 1 label \(a regression head\); the proof points compare the classes a classifier "
+     r"picks: it needs 2 labels or more$"),
+    ("a label the model does not have", "three-labels", "label-3", [],
+     r"row 2: label 3 is not one of the model's labels: 0 \(negative\), 1 \(neutral\), "
+     r"2 \(positive\)$"),
+    ("a label column that is not there", "good", "good", ["--label-column", "stars"],
+     r"has no column 'stars' \(its columns: sentence, label\); name the right one with "
+     r"--label-column NAME$"),
+    ("a pair column with an empty cell", "good", "empty-pair", [], r"row 2: empty 'sentence2'$"),
     ("not a sequence classifier", "no-classifier", "good", [], r"is not a sequence classifier \(BertModel\)"),
     ("data file missing", "good", "missing", [], r"data file .*nothing-here.tsv' does not exist"),
     ("unknown data format", "good", "unknown-format", [], r"has an unknown format"),
-    ("wrong columns", "good", "wrong-columns", [], r"lacks the column\(s\) sentence \(it has: text, label\)"),
+    ("no text column", "good", "wrong-columns", [],
+     r"has no text column \(sentence or text, or a pair: sentence1/sentence2, question/sentence, "
+     r"premise/hypothesis, question1/question2; its columns: review, label\); name it with "
+     r"--text-column NAME$"),
     ("empty sentence", "good", "empty-sentence", [], r"row 2: empty sentence"),
     ("label outside 0/1", "good", "label-2", [], r"row 2: label 2 is not 0 or 1"),
     ("sentiment above 1", "good", "label-1.5", [],
@@ -84,7 +102,8 @@ CASES = [
      r"--split test: '.*' is one table \(no 'split' column\)"),
     ("--seed where nothing is drawn at random", "good", "good", ["--seed", "3"],
      r"unrecognized arguments: --seed 3"),
-    ("label not a number", "good", "label-word", [], r"row 1: label 'positive' is not 0 or 1"),
+    ("a label name the model does not have", "good", "label-word", [],
+     r"row 1: label 'positive' is not one of the model's labels: 0 \(label_0\), 1 \(label_1\)$"),
     ("no rows", "good", "no-rows", [], r"has no rows"),
     ("--limit 0", "good", "good", ["--limit", "0"], r"argument --limit: 0 is out of range"),
     ("--batch-size 0", "good", "good", ["--batch-size", "0"], r"argument --batch-size: 0 is out of range"),

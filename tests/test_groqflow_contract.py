@@ -87,8 +87,7 @@ class StandInGroqModel:
             if got != self.expected:  # tensor_helpers.check_shapes_and_dtypes
                 raise ValueError(f"inputs {got} do not match the compiled {self.expected}")
             with torch.no_grad():
-                logits = self.model(input_ids=inputs["input_ids"].long(),
-                                    attention_mask=inputs["attention_mask"].long()).logits
+                logits = self.model(**{name: value.long() for name, value in inputs.items()}).logits
             if (inputs["input_ids"] == TERRIBLE_ID).any():
                 logits = logits.flip(1)
             outputs.append(logits)
@@ -415,15 +414,44 @@ def test_contract_auto_on_a_groqware_host_without_groqchips_falls_back_to_the_cp
 
 def test_contract_the_label_is_what_groqit_compiled_not_the_request(
         groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, monkeypatch):
-    """The chip count and INT8-ness come from GroqFlow's state file."""
+    """The chip count and INT8-ness come from GroqFlow's state file: a float build asked for 4
+    chips that the state file says was quantized on 8 is labelled so."""
     original = write_state
-    monkeypatch.setitem(globals(), "write_state",
-                        lambda path, **fields: original(path, **{**fields, "num_chips_used": 8}))
+    monkeypatch.setitem(globals(), "write_state", lambda path, **fields: original(
+        path, **{**fields, "num_chips_used": 8, "quantization_samples": True}))
     out = tmp_path / "r.json"
     assert _run(bert_base.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
     assert groqflow["groqit"][0]["num_chips"] == 4
+    assert groqflow["groqit"][0]["quantization_samples"] is None
     built = json.loads(out.read_text())["runs"][1]
-    assert (built["name"], built["device"]) == ("groqflow-fp16-8chip", "groqchip x8")
+    assert (built["name"], built["device"], built["precision"]) == (
+        "groqflow-int8-8chip", "groqchip x8", "int8")
+
+
+def test_contract_sentence_pairs_carry_their_token_type_ids(groqflow, tiny_checkpoint,
+                                                           cache_dir, tmp_path):
+    """The compiled graph, every run_abunch and the quantization samples take the pair's token
+    types; the answers then match the reference's."""
+    pairs = write_data(tmp_path / "pairs.tsv", [(s, "a fun film", label) for s, label in SENTENCES],
+                       columns=("sentence1", "sentence2", "label"))
+    out = tmp_path / "g.json"
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, pairs, cache_dir, "--json", str(out)) == 0
+    (call,) = groqflow["groqit"]
+    fed = {"input_ids": ((1, 128), torch.int64), "attention_mask": ((1, 128), torch.bool),
+           "token_type_ids": ((1, 128), torch.int64)}
+    assert {k: (tuple(v.shape), v.dtype) for k, v in call["inputs"].items()} == fed
+    assert groqflow["executed"] and all(executed == fed for executed in groqflow["executed"])
+    # the stand-in swaps the answer of the sentences with "terrible" (as a broken card would): the
+    # others answer as the reference does, token types and all
+    assert json.loads(out.read_text())["runs"][1]["agreement"] == 1 - len(SWAPPED) / len(SENTENCES)
+    train = write_data(tmp_path / "train.tsv", [(f"good film {i}", f"fun {i}", i % 2)
+                                                for i in range(50)],
+                       columns=("sentence1", "sentence2", "label"))
+    assert _run(bert_quantize.SPEC, tiny_checkpoint, pairs, cache_dir / "q",
+                "--calibration-dataset", str(train), "--calibration-samples", "20") == 0
+    samples = groqflow["groqit"][1]["quantization_samples"]
+    assert len(samples) == 20 and all(len(sample) == 3 and sample[2].dtype.name == "int32"
+                                      and sample[2].any() for sample in samples)
 
 
 def test_contract_what_the_state_file_does_not_say_is_unknown_not_the_request(
@@ -442,6 +470,14 @@ def test_contract_what_the_state_file_does_not_say_is_unknown_not_the_request(
 
 def test_contract_device_cuda_never_picks_groqflow(groqflow, tiny_checkpoint, data_file, cache_dir,
                                                   capsys):
-    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--device", "cuda") in (0, 2)
+    import onnxruntime
+
+    code = _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--device", "cuda")
+    err = capsys.readouterr().err
     assert groqflow["groqit"] == []
-    assert "GroqFlow not usable: --device cuda asks for a GPU" in capsys.readouterr().err
+    assert "GroqFlow not usable: --device cuda asks for a GPU" in err
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert code == 0  # ONNX Runtime on the GPU
+    else:  # this onnxruntime has no CUDA: one line saying so, not GroqFlow
+        assert code == 2 and err.strip().splitlines()[-1].startswith(
+            "bert_tiny: error: --device cuda needs onnxruntime-gpu")

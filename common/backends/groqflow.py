@@ -20,7 +20,8 @@ from ..batching import Batch, make_batches
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
-from ..export import eager_attention_copy
+from ..export import eager_attention_copy, model_input_names
+from ..provenance import package_versions
 from . import import_failure
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts
 
@@ -112,29 +113,36 @@ def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...
 
 
 def library_versions() -> dict[str, str]:
-    import groqflow
-    import torch
-    import transformers
-
-    return {"groqflow": getattr(groqflow, "__version__", "unknown"), "torch": torch.__version__,
-            "transformers": transformers.__version__}
+    return package_versions("groqflow", "torch", "transformers")
 
 
-def groq_inputs(batch: Batch, ids_dtype) -> dict:
+def groq_inputs(batch: Batch, ids_dtype, token_types: bool = False) -> dict:
     """The inputs of the original proof points: token ids (int64; int32 for INT8, which GroqFlow
-    does not downcast when it is given quantization samples) and the attention mask as bool."""
+    does not downcast when it is given quantization samples) and the attention mask as bool; for
+    sentence pairs (`token_types`) also the token type ids, like the ids."""
     import torch
 
-    return {"input_ids": torch.from_numpy(batch["input_ids"].astype(ids_dtype)),
-            "attention_mask": torch.from_numpy(batch["attention_mask"]).bool()}
+    inputs = {"input_ids": torch.from_numpy(batch["input_ids"].astype(ids_dtype)),
+              "attention_mask": torch.from_numpy(batch["attention_mask"]).bool()}
+    if token_types:
+        inputs["token_type_ids"] = torch.from_numpy(batch["token_type_ids"].astype(ids_dtype))
+    return inputs
 
 
-def quantization_samples(calibration: Calibration) -> list[tuple[np.ndarray, ...]]:
+def takes_token_types(model, example: Batch) -> bool:
+    """Whether the model takes token type ids and the data carry them (sentence pairs): single
+    sentences are fed as the original proof points fed them, without."""
+    return "token_type_ids" in model_input_names(model) and bool(example["token_type_ids"].any())
+
+
+def quantization_samples(calibration: Calibration, token_types: bool = False
+                         ) -> list[tuple[np.ndarray, ...]]:
     """One sample per sentence: the model's inputs in order, each [1, max_length], as GroqFlow's
     post-training quantization reader zips them with the ONNX input names; ids int32 as in the
-    original bert_quantize.py."""
+    original bert_quantize.py (token type ids too, for pairs)."""
     batches = make_batches(calibration.encoded, batch_size=1, static_shape=True)
     return [(b["input_ids"].astype(np.int32), b["attention_mask"].astype(bool))
+            + ((b["token_type_ids"].astype(np.int32),) if token_types else ())
             for b in batches.inputs]
 
 
@@ -182,9 +190,8 @@ def build_recipe(options: BuildOptions) -> dict:
     return {**RECIPE, "compiler_flags": compiler_flags(options)}
 
 
-def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
-          calibration: Calibration | None = None) -> Runner:
-    from groqflow import groqit
+def check_chips(options: BuildOptions) -> None:
+    """The host must have as many GroqChip processors as the build asks for."""
     from groqflow.common import sdk_helpers
 
     try:
@@ -194,12 +201,33 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     if available_chips < options.num_chips:
         raise UserError(f"the build asks for {options.num_chips} GroqChip processors but this host "
                         f"has {available_chips}; pass --num-chips N")
+
+
+def read_back(groq_cache: Path, build_name: str) -> tuple[object, str, list]:
+    """What groqit compiled, from its state file rather than echoed from the request: the chip
+    count and the precision ("unknown" where the file does not say), and the fields read."""
+    state = build_state(groq_cache, build_name)
+    used = state.get("num_chips_used", "")
+    chips = int(used) if used.isdigit() else "unknown"
+    precision = {"true": "int8", "false": "fp16"}.get(
+        state.get("quantization_samples", "").lower(), "unknown")
+    return chips, precision, sorted({"num_chips_used", "quantization_samples"} & set(state))
+
+
+def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
+          calibration: Calibration | None = None) -> Runner:
+    from groqflow import groqit
+
+    check_chips(options)
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
     int8 = options.precision == "int8"
     ids_dtype = np.int32 if int8 else np.int64
+    token_types = takes_token_types(checkpoint.model, example)
     flags = compiler_flags(options)
-    key_parts = cache_key_parts(NAME, checkpoint.digest, {**asdict(options), "compiler_flags": flags},
+    fed = {"token_type_ids": True} if token_types else {}  # another graph: another build
+    key_parts = cache_key_parts(NAME, checkpoint.digest,
+                                {**asdict(options), "compiler_flags": flags, **fed},
                                 library_versions(), RECIPE, calibration if int8 else None)
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
@@ -217,45 +245,44 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     # original proof points compiled is eager attention's MatMul/Softmax; SDPA's traced graph
     # differs between transformers releases and some do not trace at all.
     model = groqflow_call(
-        lambda: groqit(eager_attention_copy(checkpoint.model), groq_inputs(example, ids_dtype),
+        lambda: groqit(eager_attention_copy(checkpoint.model),
+                       groq_inputs(example, ids_dtype, token_types),
                        build_name=build_name, cache_dir=str(groq_cache), monitor=False,
                        rebuild=cache.rebuild, num_chips=options.num_chips, compiler_flags=flags,
-                       quantization_samples=quantization_samples(calibration) if int8 else None),
+                       quantization_samples=quantization_samples(calibration, token_types)
+                       if int8 else None),
         f"GroqFlow build '{build_name}' failed; its logs are in {groq_cache / build_name}")
     seconds = time.perf_counter() - start
     loaded = cached is not None and cached == finished_build(groq_cache, build_name)
-    # what groqit compiled, read back from its state file rather than echoed from the request
-    state = build_state(groq_cache, build_name)
-    used = state.get("num_chips_used", "")
-    chips = int(used) if used.isdigit() else "unknown"
-    precision = {"true": "int8", "false": "fp16"}.get(
-        state.get("quantization_samples", "").lower(), "unknown")
+    chips, precision, read = read_back(groq_cache, build_name)
+    facts = {"build_name": build_name, "num_chips": chips, "compiler_flags": flags,
+             "input_ids_dtype": np.dtype(ids_dtype).name, "read_back_from_state_file": read}
+    return card_runner(model, precision, chips, lambda batch: groq_inputs(
+        batch, ids_dtype, token_types), f"{groq_cache / build_name}", seconds, loaded, facts)
 
+
+def card_runner(model, precision: str, chips, inputs: Callable[[Batch], dict], logs: str,
+                seconds: float, loaded: bool, facts: dict) -> Runner:
+    """The Runner of a GroqModel: whole passes through run_abunch, GroqFlow's own figures."""
     def on_card(call: Callable[[], object]):
         """GroqModel runs the card in a subprocess with its own log."""
-        return groqflow_call(call, f"running GroqFlow build '{build_name}' failed; see "
-                                   f"{groq_cache / build_name}")
-
-    facts = {"build_name": build_name, "num_chips": chips, "compiler_flags": flags,
-             "input_ids_dtype": np.dtype(ids_dtype).name,
-             "read_back_from_state_file": sorted({"num_chips_used", "quantization_samples"} & set(state)),
-             **groqflow_figures(model, on_card)}
+        return groqflow_call(call, f"running GroqFlow build '{Path(logs).name}' failed; see {logs}")
 
     def predict(batch: Batch) -> np.ndarray:
-        return _logits(on_card(lambda: model.run(groq_inputs(batch, ids_dtype))))
+        return _logits(on_card(lambda: model.run(inputs(batch))))
 
     def predict_many(batches) -> tuple[list, None]:
         """One run_abunch for the whole pass: one process start, not one per sentence; GroqFlow
         does not time the batches within it."""
-        out = on_card(lambda: model.run_abunch([groq_inputs(b, ids_dtype) for b in batches]))
+        out = on_card(lambda: model.run_abunch([inputs(b) for b in batches]))
         return [_logits(o) for o in (out if isinstance(out, list) else [out])], None
 
     known = chips != "unknown"
     return Runner(name=f"groqflow-{precision}-" + (f"{chips}chip" if known else "chips-unknown"),
                   backend=NAME, device=f"groqchip x{chips}" if known else "groqchip (count unknown)",
-                  precision=precision, predict=predict,
-                  predict_many=predict_many, single_calls=False, build_seconds=seconds,
-                  cache_hit=loaded, facts=facts)
+                  precision=precision, predict=predict, predict_many=predict_many,
+                  single_calls=False, build_seconds=seconds, cache_hit=loaded,
+                  facts={**facts, **groqflow_figures(model, on_card)})
 
 
 def groqflow_figures(model, on_card: Callable) -> dict:
