@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.files import write_atomic  # noqa: E402
+from bench.record import write_record  # noqa: E402
+from common.cpu import cpu_summary  # noqa: E402
 from common.paths import ROOT  # noqa: E402
 
 BASE = ["bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset", "data/sst2/validation.tsv"]
@@ -57,9 +57,7 @@ def main(argv=None) -> int:
                   (f"; cache unchanged: {step['cache_unchanged']}" if read_only else ""))
     print(cpu_summary())
     if args.json:
-        write_atomic(Path(args.json), json.dumps({
-            "bench": "decision_reuse", "command": ["bench/decision_reuse.py", *(argv or sys.argv[1:])],
-            "steps": steps, "cpu": cpu_info(), "cpu_summary": cpu_summary()}, indent=2) + "\n")
+        write_record(args.json, "bench/decision_reuse.py", argv, steps=steps)
     return 0
 
 

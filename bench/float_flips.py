@@ -9,7 +9,6 @@ here says how many of the trial's sentences a sound build flips (common/trial.py
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +24,9 @@ from common.batching import make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_indices  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
-from common.cpu import cpu_info, cpu_summary  # noqa: E402
+from bench.record import write_record  # noqa: E402
+from common.cpu import cpu_summary  # noqa: E402
 from common.evaluate import evaluate  # noqa: E402
-from common.files import write_atomic  # noqa: E402
 from common.paths import ROOT, SHARED  # noqa: E402
 from common.sst2 import load_examples  # noqa: E402
 from common.trial import allowed_disagreements, SHARE  # noqa: E402
@@ -70,11 +69,9 @@ def main(argv=None) -> int:
     print(f"float gate, disagreements allowed: {gate}")
     print(cpu_summary())
     if args.json:
-        write_atomic(Path(args.json), json.dumps({
-            "bench": "float_flips", "command": ["bench/float_flips.py", *(argv or sys.argv[1:])],
-            "sentences": "SST-2 validation (872) and a seed-0 sample of training sentences",
-            "results": results, "float_gate_allowed": gate, "cpu": cpu_info(),
-            "cpu_summary": cpu_summary()}, indent=2) + "\n")
+        write_record(args.json, "bench/float_flips.py", argv,
+                     sentences="SST-2 validation (872) and a seed-0 sample of training sentences",
+                     results=results, float_gate_allowed=gate)
     return 0
 
 

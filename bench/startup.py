@@ -3,7 +3,6 @@ transformers or a runtime is imported. Median of 5 runs of each, wall clock, as 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -12,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.files import write_atomic  # noqa: E402
+from bench.record import write_record  # noqa: E402
+from common.cpu import cpu_summary  # noqa: E402
 from common.paths import ROOT  # noqa: E402
 
 CASES = {"--help": ["--help"], "a bad flag": ["--bogus"]}
@@ -41,9 +40,7 @@ def main(argv=None) -> int:
             print(f"{script} {case}: {statistics.median(taken):.2f} s (median of {args.runs})")
     print(cpu_summary())
     if args.json:
-        write_atomic(Path(args.json), json.dumps({
-            "bench": "startup", "command": ["bench/startup.py", *(argv or sys.argv[1:])],
-            "results": results, "cpu": cpu_info(), "cpu_summary": cpu_summary()}, indent=2) + "\n")
+        write_record(args.json, "bench/startup.py", argv, results=results)
     return 0
 
 
