@@ -3,7 +3,7 @@ bytes for the same files): per results folder, every runner's speed against its 
 PyTorch reference; where measured, what --min-agreement trades (bench/int8_variants.py --frontier);
 across folders, the proof points' speed-ups side by side per CPU.
 
-The figures are the ones the README's tables print from the same fields, so chart and table agree.
+The figures are the ones the results page's tables print from the same fields, so chart and table agree.
 A value a chart cannot honestly show (a speed-up that is not a positive number, an agreement or an
 accuracy outside [0, 1]) is refused, not drawn.
 """
@@ -16,14 +16,12 @@ from typing import Optional
 
 import matplotlib
 
+from bench.report import PROOF_POINTS, cpu_line
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-SCRIPTS = {"tiny.json": "bert_tiny", "base.json": "bert_base", "base-fp32.json": "bert_base",
-           "quantize.json": "bert_quantize", "quantize-ort.json": "bert_quantize",
-           "quantize-int8-fp32.json": "bert_quantize",
-           "quantize-min-agreement.json": "bert_quantize"}
 PNG = {"dpi": 110, "metadata": {"Software": None}}  # no version stamp: same files, same bytes
 
 
@@ -54,7 +52,7 @@ def proof_point(name: str, doc: dict) -> Point:
     choice = doc.get("choice") or {}
     control = (built.get("build_facts") or {}).get("accuracy_control")
     flag = f" --min-agreement {control['min_agreement']}" if control else ""
-    return Point(label=f"{SCRIPTS.get(name, name)}{flag}: {built['backend']} {built['precision']}",
+    return Point(label=f"{PROOF_POINTS.get(name, name)}{flag}: {built['backend']} {built['precision']}",
                  speedup=built["speedup"]["median"], agreement=built["agreement"],
                  accuracy=built["accuracy"], kind="proof point", chosen=bool(choice.get("trial")))
 
@@ -67,12 +65,6 @@ def benchmark_points(doc: dict) -> list[Point]:
     return [Point(label=row["runner"], speedup=row["speedup"]["median"],
                   agreement=row["agreement"], accuracy=row["accuracy"], kind="benchmark")
             for row in doc["rows"] if row.get("agreement") is not None and row.get("speedup")]
-
-
-def cpu_title(doc: dict) -> str:
-    environment = doc["environment"]
-    return (f"{environment['cpu']}: {', '.join(environment['cpu_flags']) or 'no AVX2/AVX-512/AMX'}, "
-            f"{environment.get('threads', {}).get('threads', environment['cpu_count'])} threads")
 
 
 def cpu_chart(points: list[Point], title: str, subtitle: str, path: Path) -> int:
@@ -180,7 +172,7 @@ def frontier_chart(docs: dict[str, dict], title: str, path: Path) -> int:
 def cross_cpu_chart(folders: list[tuple[str, dict[str, dict]]], path: Path) -> int:
     """The proof points' × PyTorch eager, grouped by proof point, one bar per results folder (CPU),
     whiskers min–max of the rounds, the precision that ran under each bar; returns the bar count."""
-    names = [name for name in SCRIPTS if any(name in docs for _, docs in folders)]
+    names = [name for name in PROOF_POINTS if any(name in docs for _, docs in folders)]
     fig, ax = plt.subplots(figsize=(max(11.0, 2.0 * len(names)), 5.5))  # room for file names
     width = 0.8 / len(folders)
     bars = 0
@@ -197,7 +189,7 @@ def cross_cpu_chart(folders: list[tuple[str, dict[str, dict]]], path: Path) -> i
             highs.append(spread["max"] - point.speedup)
             tops.append(spread["max"])
             labels.append(point.label.split(": ")[1])
-        title = cpu_title(next(iter(docs.values())))
+        title = cpu_line(next(iter(docs.values())))
         drawn = ax.bar(xs, heights, width * 0.92, yerr=[lows, highs], capsize=3,
                        label=f"{folder}: {title}")
         bars += len(drawn)
@@ -206,7 +198,7 @@ def cross_cpu_chart(folders: list[tuple[str, dict[str, dict]]], path: Path) -> i
             ax.text(x, top, f"{height:.2f}", ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([f"{SCRIPTS[n]}\n({n})" for n in names], fontsize=8)
+    ax.set_xticklabels([f"{PROOF_POINTS[n]}\n({n})" for n in names], fontsize=8)
     ax.set_ylabel("× PyTorch eager fp32 (median; whiskers: slowest–fastest round)")
     ax.set_title("The proof points on each CPU measured (compare ratios, not sent/s, across CPUs)",
                  fontsize=10)

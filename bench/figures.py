@@ -1,7 +1,7 @@
-"""Every measured figure in the README, in one command: runs the proof points and the benchmarks
-on this machine and writes their JSON files to bench/results/<date>-<cpu>/; then
-`python bench/report.py <folders> --plots bench/results/plots --readme README.md` rewrites README's
-tables and charts from them.
+"""Every measured figure, in one command: runs the proof points and the benchmarks on this machine
+and writes their JSON files to bench/results/<date>-<cpu>/; then
+`python bench/report.py bench/results/* --plots bench/results/plots --page docs/results.md` rewrites
+the results page's tables and charts from them.
 
 Needs ../shared (the MiniLM SST-2 checkpoint and SST-2 train); BERT-tiny and the validation set are
 the bundled copies. Takes about 30 minutes on a 2-core machine.
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
             print(f"== {name}: {' '.join(command[1:])}", flush=True)
             subprocess.run(command, cwd=ROOT, check=True)
     print(f"wrote {out}; now: python bench/report.py bench/results/<folders> "
-          "--plots bench/results/plots --readme README.md")
+          "--plots bench/results/plots --page docs/results.md")
     return 0
 
 

@@ -1,10 +1,10 @@
-"""The README's measured figures, regenerated from the JSON files of `bench/figures.py` runs, one
-folder per machine: Markdown tables, and with --plots the charts (bench/charts.py).
+"""The measured figures (docs/results.md), regenerated from the JSON files of `bench/figures.py`
+runs, one folder per machine: Markdown tables, and with --plots the charts (bench/charts.py).
 
     python bench/report.py bench/results/<run>...              # print the tables (Markdown)
-    python bench/report.py bench/results/<run>... --plots bench/results/plots --readme README.md
+    python bench/report.py bench/results/<run>... --plots bench/results/plots --page docs/results.md
 
-Every number between README's `figures` markers, and every point of the charts, comes from these
+Every number between the page's `figures` markers, and every point of the charts, comes from these
 files; nothing is typed by hand. Reading JSON and writing Markdown needs no ML library: this module
 and the ones it imports load none (the measuring scripts import their tables from here).
 """
@@ -23,8 +23,11 @@ from common.files import write_atomic  # noqa: E402
 from common.results import spread_cell  # noqa: E402
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
-PROOF_POINTS = ("tiny.json", "base.json", "base-fp32.json", "quantize.json", "quantize-ort.json",
-                "quantize-int8-fp32.json", "quantize-min-agreement.json")
+# each proof point's result file and the script that makes it (bench/figures.py), in table order
+PROOF_POINTS = {"tiny.json": "bert_tiny", "base.json": "bert_base", "base-fp32.json": "bert_base",
+                "quantize.json": "bert_quantize", "quantize-ort.json": "bert_quantize",
+                "quantize-int8-fp32.json": "bert_quantize",
+                "quantize-min-agreement.json": "bert_quantize"}
 # a real checkpoint; random weights (tables only: no agreement worth charting)
 BENCHMARKS = ("benchmark-minilm.json", "benchmark.json", "benchmark-base-min-agreement.json")
 
@@ -38,14 +41,20 @@ def _load(folder: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def cpu_line(doc: dict) -> str:
+    """The CPU a file was measured on, its matrix flags and the threads the runners got (not
+    os.cpu_count()): the one way the report and the charts name a machine."""
+    env = doc["environment"]
+    threads = env.get("threads", {}).get("threads")
+    used = f"{threads} of {env['cpu_count']} logical CPUs used" if threads else \
+        f"{env['cpu_count']} logical CPUs"
+    return f"{env['cpu']} ({', '.join(env['cpu_flags']) or 'no AVX2/AVX-512/AMX'}), {used}"
+
+
 def machine(doc: dict) -> str:
     env = doc["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env["versions"].items()))
-    threads = env.get("threads", {}).get("threads")  # what the runners got, not os.cpu_count()
-    used = f"{threads} of {env['cpu_count']} logical CPUs used" if threads else \
-        f"{env['cpu_count']} logical CPUs"
-    return (f"{env['cpu']} ({', '.join(env['cpu_flags']) or 'no AVX2/AVX-512/AMX'}), "
-            f"{used}, Python {env['python']}, {versions}")
+    return f"{cpu_line(doc)}, Python {env['python']}, {versions}"
 
 
 def shown(command: list[str]) -> list[str]:
@@ -238,14 +247,14 @@ def draw(folders: list[Path], plots: Path) -> dict[str, Path]:
             f"bench/benchmark.py on {Path(doc['model']).name}" for doc in benchmarks
             if doc.get("model")])
         drawn[folder.name] = plots / f"{folder.name}.png"
-        charts.cpu_chart(points, charts.cpu_title(next(iter(docs.values()))),
+        charts.cpu_chart(points, cpu_line(next(iter(docs.values()))),
                          f"{folder.name}: {measured}", drawn[folder.name])
         frontiers = {backend: doc for backend, doc in (
             (b, _load(folder, f"frontier-{b}.json")) for b in ("openvino", "onnxruntime")) if doc}
         if frontiers:
             drawn[f"{folder.name}-frontier"] = plots / f"{folder.name}-frontier.png"
             charts.frontier_chart(frontiers, f"{folder.name}: what --min-agreement trades\n"
-                                  f"{charts.cpu_title(next(iter(docs.values())))}",
+                                  f"{cpu_line(next(iter(docs.values())))}",
                                   drawn[f"{folder.name}-frontier"])
     if len(folders) > 1:
         drawn["cpus"] = plots / "cpus.png"
@@ -253,17 +262,17 @@ def draw(folders: list[Path], plots: Path) -> dict[str, Path]:
     return drawn
 
 
-def relative(path: Path) -> str:
-    """The path as README.md (in the repository's root) names it."""
-    return Path(os.path.relpath(path.resolve(), ROOT)).as_posix()
+def relative(path: Path, base: Path = ROOT) -> str:
+    """The path as a page in `base` names it (the repository's root by default)."""
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def image(path: Path, caption: str) -> str:
-    return f"![{caption}]({relative(path)})"
+def image(path: Path, caption: str, base: Path = ROOT) -> str:
+    return f"![{caption}]({relative(path, base)})"
 
 
-def render(folder: Path, drawn: dict[str, Path]) -> str:
-    """The folder's README section; `drawn`: draw()'s charts, if any."""
+def render(folder: Path, drawn: dict[str, Path], base: Path = ROOT) -> str:
+    """The folder's section of the results page (in `base`); `drawn`: draw()'s charts, if any."""
     chart, frontier_chart = drawn.get(folder.name), drawn.get(f"{folder.name}-frontier")
     docs = list(proof_points(folder).values())
     first = docs[0]
@@ -275,7 +284,7 @@ def render(folder: Path, drawn: dict[str, Path]) -> str:
              f"files in `{relative(folder)}`. Machine: {machine(first)}.", ""]
     if chart is not None:
         parts += [image(chart, f"every runner measured on {folder.name}: speed against "
-                               "agreement"), ""]
+                               "agreement", base), ""]
     parts += ["#### The proof points", "", proof_points_table(docs)]
     trials = trial_table(docs)
     if trials:
@@ -291,7 +300,8 @@ def render(folder: Path, drawn: dict[str, Path]) -> str:
     for kind, title, flag in (("variants", "INT8 recipes", ""),
                               ("frontier", "What --min-agreement trades", " --frontier")):
         if kind == "frontier" and frontier_chart:
-            parts += ["", image(frontier_chart, f"what --min-agreement trades on {folder.name}")]
+            parts += ["", image(frontier_chart, f"what --min-agreement trades on {folder.name}",
+                                base)]
         for backend in ("openvino", "onnxruntime"):
             variants = _load(folder, f"{kind}-{backend}.json")
             if variants:
@@ -321,27 +331,28 @@ def render(folder: Path, drawn: dict[str, Path]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", type=Path, nargs="+", help="bench/results/<run> folders")
-    p.add_argument("--readme", type=Path, help=f"rewrite the block between {BEGIN} and {END}")
+    p.add_argument("--page", type=Path, help=f"rewrite the page's block between {BEGIN} and {END}")
     p.add_argument("--plots", type=Path, metavar="DIR",
-                   help="draw the charts there (PNG), and show them in the README block")
+                   help="draw the charts there (PNG), and show them in the page's block")
     args = p.parse_args(argv)
     folders = [folder.resolve() for folder in args.folders if is_results(folder)]
     if not folders:
         raise SystemExit("none of the folders holds proof-point JSON files")
     drawn = draw(folders, args.plots.resolve()) if args.plots else {}
-    sections = [render(folder, drawn) for folder in folders]
+    base = args.page.resolve().parent if args.page else ROOT
+    sections = [render(folder, drawn, base) for folder in folders]
     if "cpus" in drawn:
-        sections.insert(0, image(drawn["cpus"], "the proof points' speed-ups on each CPU"))
+        sections.insert(0, image(drawn["cpus"], "the proof points' speed-ups on each CPU", base))
     text = "\n\n".join(sections)
-    if not args.readme:
+    if not args.page:
         print(text)
         return 0
-    readme = args.readme.read_text()
-    if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"{args.readme} has no {BEGIN} ... {END} block")
-    head, rest = readme.split(BEGIN, 1)
+    page = args.page.read_text()
+    if BEGIN not in page or END not in page:
+        raise SystemExit(f"{args.page} has no {BEGIN} ... {END} block")
+    head, rest = page.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    write_atomic(args.readme, f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    write_atomic(args.page, f"{head}{BEGIN}\n{text}\n{END}{tail}")
     return 0
 
 

@@ -80,8 +80,8 @@ class Choice:
         dropped = [c["ran"] for c in rec["candidates"] if "dropped" in c]
         said += f"; too slow to time: {', '.join(dropped)}" if dropped else ""
         if rec["cached"]:
-            how = (f"cached trial from a run of {rec['decided_at']} on {rec['trial_sentences']} "
-                   f"sentences of {rec['data_described']}")
+            how = (f"cached trial of {rec['trial_sentences']} sentences, from a run of "
+                   f"{rec['decided_at']} on {rec['data_described']}")
         elif rec.get("not_cached"):
             how = f"trial of {rec['trial_seconds']:.1f} s, not cached ({rec['not_cached']})"
         else:
@@ -242,6 +242,46 @@ def float_as_fast(record: dict) -> Optional[dict]:
             "sentences": record["trial_sentences"]}
 
 
+def _timed_trial(candidates, compared, build, runners: dict, trial: Batches,
+                 reference: Evaluation, reference_seconds: float, cache: BuildCache, kind: str,
+                 min_agreement: Optional[float]) -> dict:
+    """Build every candidate (one too slow to build is dropped), then the trial; the seconds it
+    took, apart from the builds made for it."""
+    start, building = time.perf_counter(), cache.seconds_building
+    dropped = {}
+    for candidate in [*candidates, *compared]:
+        try:
+            runners[candidate] = build(candidate)
+        except BuildTooSlow as exc:
+            dropped[candidate] = str(exc)
+        interrupt.check()
+    building = cache.seconds_building - building
+    record = _run_trial(candidates, compared, runners, dropped, trial, reference,
+                        reference_seconds, kind, min_agreement)
+    for entry, candidate in zip(record["candidates"], [*candidates, *compared]):
+        if candidate in runners:
+            entry.update(build_seconds=runners[candidate].build_seconds,
+                         cache_hit=runners[candidate].cache_hit)
+    wall = time.perf_counter() - start
+    return {**record, "trial_seconds": wall - building, "wall_seconds": wall,
+            "trial_seconds_cover": "compiling, warming and timing the candidates; the builds made "
+                                   "for them (cached for later runs) are the rest of wall_seconds"}
+
+
+def _decision(cache: BuildCache, key: str, run_trial: Callable[[object], dict]) -> dict:
+    """The cached decision for `key`, or a trial's (cached, except under --rebuild never)."""
+    if cache.rebuild == "never":
+        found = cache.find(CHOICE_ENTRY, key)
+        if found is not None:
+            return {**found["facts"], "cached": True}
+        print("--rebuild never: no cached trial decision for this host, data and builds; "
+              "trialling without caching one", file=sys.stderr)
+        return {**run_trial(None), "cached": False, "not_cached": "--rebuild never"}
+    policy = "always" if cache.rebuild == "always" else "if_needed"  # a trial builds nothing
+    decided = BuildCache(cache.root, policy).get_or_build(CHOICE_ENTRY, key, run_trial)
+    return {**decided.state["facts"], "cached": decided.hit}
+
+
 def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner],
            reference: Evaluation, batches: Batches, cache: BuildCache, context: dict, *,
            compared: Sequence[Candidate] = (), recipe_of: Callable[[Candidate], dict] = lambda c: {},
@@ -271,43 +311,13 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
     runners: dict = {}
 
     def run_trial(folder) -> dict:
-        start, building = time.perf_counter(), cache.seconds_building
-        dropped = {}
-        for candidate in everything:
-            try:
-                runners[candidate] = build(candidate)
-            except BuildTooSlow as exc:
-                dropped[candidate] = str(exc)
-            interrupt.check()
-        building = cache.seconds_building - building
         reference_seconds = sum(reference.batch_seconds[i] for i in chosen_batches)
-        record = _run_trial(candidates, compared, runners, dropped, trial, reference,
-                            reference_seconds, kind, min_agreement)
-        for entry, candidate in zip(record["candidates"], everything):
-            if candidate in runners:
-                entry.update(build_seconds=runners[candidate].build_seconds,
-                             cache_hit=runners[candidate].cache_hit)
-        wall = time.perf_counter() - start
-        return {**record, "trial_seconds": wall - building, "wall_seconds": wall,
-                "trial_seconds_cover": "compiling, warming and timing the candidates; the builds "
-                                       "made for them (cached for later runs) are the rest of "
-                                       "wall_seconds",
+        return {**_timed_trial(candidates, compared, build, runners, trial, reference,
+                               reference_seconds, cache, kind, min_agreement),
                 "kind": kind, "host": key_parts["host"], "weights": context.get("weights"),
                 "decided_at": time.strftime("%Y-%m-%d %H:%M"), "data_described": described}
 
-    key = cache_key(key_parts)
-    if cache.rebuild == "never":
-        found = cache.find(CHOICE_ENTRY, key)
-        if found is not None:
-            record = {**found["facts"], "cached": True}
-        else:
-            print("--rebuild never: no cached trial decision for this host, data and builds; "
-                  "trialling without caching one", file=sys.stderr)
-            record = {**run_trial(None), "cached": False, "not_cached": "--rebuild never"}
-    else:
-        policy = "always" if cache.rebuild == "always" else "if_needed"  # a trial builds nothing
-        decided = BuildCache(cache.root, policy).get_or_build(CHOICE_ENTRY, key, run_trial)
-        record = {**decided.state["facts"], "cached": decided.hit}
+    record = _decision(cache, cache_key(key_parts), run_trial)
     candidate = next(c for c in candidates if str(c) == record["chosen"])
     runner = runners.get(candidate) or build(candidate)
     runners.clear()  # the losers' compiled models are freed here

@@ -6,6 +6,7 @@ from common.backends import onnxruntime as ort_backend
 from common.backends.base import BuildOptions, Calibration, Runner
 from common.batching import Encoded
 from common.evaluate import Evaluation, Timing, run_metrics, timed_rows
+from conftest import OV
 
 
 def _runner(name, in_flight=1):
@@ -184,7 +185,41 @@ def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
     cache = BuildCache(tmp_path)
-    first = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=1), cache=cache)
-    again = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=4),
+    # dynamic INT8: a build of ONNX Runtime's own, under its own key (fp32 is the shared export)
+    dynamic = dict(precision="int8", quantization="dynamic")
+    first = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=1, **dynamic),
+                              cache=cache)
+    again = ort_backend.build(checkpoint, example, options=BuildOptions(num_chips=4, **dynamic),
                               cache=BuildCache(tmp_path))  # a later run
     assert first.cache_hit is False and again.cache_hit is True
+    other = ort_backend.build(checkpoint, example, options=BuildOptions(
+        num_chips=4, max_length=64, **dynamic), cache=BuildCache(tmp_path))
+    assert other.cache_hit is False  # the key does hold the options that matter
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", OV])
+def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, monkeypatch,
+                                                    backend):
+    """Change how --min-agreement is decided (fidelity.RULE) and the INT8 build is not reused."""
+    from common import fidelity
+    from common.backends import backend_module
+    from common.batching import make_batches, tokenize
+    from common.cache import BuildCache
+    from common.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(str(tiny_checkpoint))
+    example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
+    encoded = tokenize(checkpoint.tokenizer, ["a fun film", "a dull film", "great actors"], 128)
+    slice_ = tokenize(checkpoint.tokenizer, [f"good movie {w}" for w in ("a", "the", "it") * 4], 128)
+    calibration = Calibration(source="train.tsv", seed=0, indices=np.arange(3), encoded=encoded,
+                              requested=3, validation_indices=np.arange(3, 15), validation=slice_)
+    options = BuildOptions(precision="int8", min_agreement=0.5)
+    module = backend_module(backend)
+
+    def hit() -> bool:
+        return module.build(checkpoint, example, options=options, cache=BuildCache(tmp_path),
+                            calibration=calibration).cache_hit
+
+    assert hit() is False and hit() is True
+    monkeypatch.setattr(fidelity, "RULE", {**fidelity.RULE, "confidence": 0.9})
+    assert hit() is False

@@ -1,4 +1,4 @@
-"""README's measured figures come from result files: bench/report.py renders what they hold."""
+"""The measured figures come from result files: bench/report.py renders what they hold."""
 import json
 
 import bert_tiny
@@ -6,7 +6,7 @@ from bench import report
 from common.proofpoint import main
 
 
-def test_report_renders_the_runs_numbers_and_rewrites_only_the_readme_block(
+def test_report_renders_the_runs_numbers_and_rewrites_only_the_pages_block(
         tiny_checkpoint, data_file, tmp_path, monkeypatch):
     results = tmp_path / "results"
     results.mkdir()
@@ -29,10 +29,10 @@ def test_report_renders_the_runs_numbers_and_rewrites_only_the_readme_block(
     assert row == ("| `python bert_tiny.py --model m` | openvino bf16 | 0.7982 | 0.8005 | 0.9943 | 0.031 "
                    "| 5698 (5630–5806) | 10936 (9072–12009) | 1.92 (1.61–2.07) | 0.66 / 0.50 "
                    "| 872 of 872, 3 rounds |")
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "results.md"
     readme.write_text(f"# Title\n\nbefore\n{report.BEGIN}\nold figures\n{report.END}\nafter\n")
     monkeypatch.setattr(report, "ROOT", tmp_path)  # the results folder is named relative to it
-    assert report.main([str(results), "--readme", str(readme)]) == 0
+    assert report.main([str(results), "--page", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{report.END}\nafter\n")
     assert "old figures" not in text and row in text and doc["git_commit"][:12] in text

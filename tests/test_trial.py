@@ -324,8 +324,8 @@ def test_a_second_run_reuses_the_decision_and_rebuild_always_trials_again(refere
     assert choice.record["cached"] is True and str(choice.candidate) == "standin fp32"
     assert second.built == ["fp32"] and second.calls == 0  # only the chosen one is built
     assert choice.banner().startswith("backend: standin fp32, ")
-    assert re.search(r"\(cached trial from a run of \d{4}-\d\d-\d\d \d\d:\d\d on 16 sentences "
-                     r"of 40 sentences of dev\.tsv; ", choice.banner())
+    assert re.search(r"\(cached trial of 16 sentences, from a run of \d{4}-\d\d-\d\d \d\d:\d\d "
+                     r"on 40 sentences of dev\.tsv; ", choice.banner())
     # --rebuild always: a new trial
     fourth = StandIns(bf16=(0.1, False), fp32=(2.0, False))
     choice = choose(fourth, reference, batches, BuildCache(tmp_path, "always"))
@@ -461,7 +461,7 @@ def test_float_builds_are_timed_beside_int8_in_the_same_trial_and_never_chosen(
     found = choice.record.get("float_as_fast")
     assert (found is not None) is said
     if said:
-        reference_speed = choice.record["reference_sent_per_s"]
+        reference_speed = 16 / (4 * 0.1)  # the stand-in reference: 0.1 s a batch of 4
         assert found == {"float": "standin-bf16", "float_speedup": 16 / float_seconds / reference_speed,
                          "float_agreement": 1.0, "int8": "standin-int8+fp32",
                          "int8_speedup": 16 / reference_speed, "int8_agreement": 0.9375,
@@ -470,3 +470,14 @@ def test_float_builds_are_timed_beside_int8_in_the_same_trial_and_never_chosen(
             f"INT8 buys no speed here: in this run's trial standin-bf16 (no INT8) ran at "
             f"{found['float_speedup']:.2f}× the reference, agreement 1.000, and standin-int8+fp32 "
             f"at {found['int8_speedup']:.2f}×, agreement 0.938, on the same 16 sentences")
+
+
+def test_explicit_flags_skip_the_trial_in_the_proof_point(tiny_checkpoint, data_file, tmp_path):
+    out = tmp_path / "r.json"
+    argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir",
+            str(tmp_path / "c"), "--json", str(out), "--repeats", "1"]
+    assert main(bert_tiny.SPEC, argv + ["--backend", "onnxruntime", "--precision", "fp32"]) == 0
+    choice = json.loads(out.read_text())["choice"]
+    assert choice["trial"] is False and choice["why"] == "as --backend onnxruntime --precision fp32 asks"
+    assert choice["candidates"] == [{"candidate": "onnxruntime fp32", "backend": "onnxruntime",
+                                     "precision": "fp32"}]

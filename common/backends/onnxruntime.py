@@ -2,24 +2,21 @@
 on the CPUs this process may use."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
-import torch
 
 from .. import fidelity
 from ..batching import Batch
 from ..cache import BuildCache, cache_key
 from ..checkpoints import Checkpoint
-from ..cpu import usable_cpus
 from ..errors import UserError
 from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
+from ..provenance import package_versions
 from . import import_failure
 from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
+from .ort_session import make_session
 
 NAME = "onnxruntime"
 STATIC_SHAPE = False
@@ -44,12 +41,7 @@ def available() -> tuple[bool, str]:
 
 
 def library_versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    return package_versions("torch", "transformers", "onnx", "onnxruntime")
 
 
 def candidates(device: str, quantization: str | None) -> tuple[Candidate, ...]:
@@ -167,46 +159,3 @@ def fuse_bert(source: Path, target: Path, config, options: BuildOptions) -> dict
         model.convert_float_to_float16(keep_io_types=True)
     model.save_model_to_file(str(target))
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
-
-
-def _threads() -> int | None:
-    """This process's threads, where Linux lists them."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return None
-
-
-def make_session(path: Path, device: str = "cpu", optimize: bool = True
-                 ) -> tuple[Callable[[Batch], np.ndarray], dict]:
-    """An ONNX Runtime session on the CPUs this process may use, as a predict function, and its
-    providers and threads as the session reports them; `optimize=False` runs the graph exactly as
-    stored (the benchmark's unoptimised baseline). A CUDA session that ONNX Runtime quietly put on
-    the CPU is refused, not labelled cuda."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = usable_cpus()
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    so.log_severity_level = 3
-    providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda"
-                 else ["CPUExecutionProvider"])
-    before = _threads()
-    session = ort.InferenceSession(str(path), so, providers=providers)
-    started = _threads() - before if before is not None else None
-    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        raise UserError("--device cuda: ONNX Runtime could not start its CUDA provider (a CUDA or "
-                        f"cuDNN library is missing?) and would run on {session.get_providers()[0]}")
-    names = [i.name for i in session.get_inputs()]
-    # ONNX Runtime reports no thread count of its own (its options echo the request): count the
-    # threads its intra-op pool started, the calling thread being one of the pool
-    runtime = {"providers": session.get_providers(),
-               "intra_op_threads": "unknown" if started is None else started + 1,
-               "intra_op_threads_from": "threads started by the session (/proc/self/task) + the "
-                                        "calling thread", "intra_op_threads_asked": so.intra_op_num_threads}
-
-    def predict(batch: Batch) -> np.ndarray:
-        return session.run(["logits"], {name: batch[name] for name in names})[0]
-
-    return predict, runtime

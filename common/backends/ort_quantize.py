@@ -19,6 +19,7 @@ from ..batching import make_batches
 from ..progress import progress_bar
 from ..quiet import loggers_at_error
 from .base import Calibration
+from .ort_session import make_session
 
 FLOAT = onnx.TensorProto.FLOAT
 STATIC_RECIPE = {
@@ -88,8 +89,6 @@ def agreeing_static_int8(source: Path, target: Path, calibration: Calibration, r
     """Static INT8 with the fewest kinds of layer in float that agree with the float model on
     `min_agreement` of the validation slice (fidelity.search: ONNX Runtime's nodes_to_exclude);
     what the search did, for the build's facts."""
-    from .onnxruntime import make_session
-
     candidates: list[Path] = []
 
     def quantize(kinds: Sequence[str]) -> Path:

@@ -47,56 +47,56 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
     compiled by `compile_at(model, precision)` at its float `remainder`, so a bf16 remainder's
     own flips count. A remainder that would score the slice over SLICE_LIMIT times slower than the
     float model is a BuildTooSlow."""
+    quantize = quantizer(model, calibration, recipe)
+    if min_agreement is None:
+        return quantize(), {}
+    inputs = [port.get_any_name() for port in model.inputs]
+
+    def scored(candidate, precision: str, budget_s: Optional[float] = None) -> np.ndarray:
+        compiled = compile_at(candidate, precision)
+        return fidelity.slice_logits(lambda batch: compiled(
+            {name: batch[name] for name in inputs})[0], calibration.validation, budget_s)
+
+    start = time.perf_counter()
+    float_logits = scored(model, "fp32")
+    budget = max(SLICE_FLOOR_S, SLICE_LIMIT * (time.perf_counter() - start))
+    try:
+        return fidelity.search(
+            quantize, lambda candidate: scored(candidate, remainder, budget), float_logits,
+            [op.get_friendly_name() for op in model.get_ops()], min_agreement,
+            scored_at=f"int8+{remainder}, compiled as the run compiles it")
+    except fidelity.TooSlow as exc:
+        raise BuildTooSlow(f"OpenVINO INT8 with a {remainder} remainder: {exc}; too slow to "
+                           "search for --min-agreement here") from None
+
+
+def quantizer(model, calibration: Calibration, recipe: dict) -> Callable[..., object]:
+    """quantize(kinds=()): NNCF's INT8 of `model` with the recipe, those kinds of layer in float."""
     with warnings.catch_warnings():  # NNCF releases warn of their own deprecations
         warnings.simplefilter("ignore")
         import nncf
         from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
                                                            AdvancedSmoothQuantParameters)
+    inputs = [port.get_any_name() for port in model.inputs]
+    samples = [{name: batch[name] for name in inputs}
+               for batch in make_batches(calibration.encoded, batch_size=1).inputs]
+    advanced = AdvancedQuantizationParameters(
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=recipe["smooth_quant_alpha"]),
+        disable_bias_correction=not recipe["bias_correction"])
+    settings = dict(subset_size=len(samples), preset=nncf.QuantizationPreset(recipe["preset"]),
+                    model_type=nncf.ModelType.TRANSFORMER,
+                    fast_bias_correction=recipe["fast_bias_correction"])
 
-        inputs = [port.get_any_name() for port in model.inputs]
+    def ignored(kinds=()) -> Optional[object]:
+        types = ["ScaledDotProductAttention"] if recipe["float_attention"] else []
+        names = [*recipe["ignored_patterns"], *fidelity.patterns((*recipe["float_kinds"], *kinds))]
+        return nncf.IgnoredScope(types=types, patterns=names, validate=False) \
+            if types or names else None
 
-        def samples(encoded) -> list[dict]:
-            return [{name: batch[name] for name in inputs}
-                    for batch in make_batches(encoded, batch_size=1).inputs]
+    def quantize(kinds=()) -> object:
+        with warnings.catch_warnings(), loggers_at_error("nncf"), stdout_to_progress():
+            warnings.simplefilter("ignore")  # its progress display goes to stdout: moved
+            return nncf.quantize(model, nncf.Dataset(samples), advanced_parameters=advanced,
+                                 ignored_scope=ignored(kinds), **settings)
 
-        def ignored(kinds=()) -> Optional[object]:
-            types = ["ScaledDotProductAttention"] if recipe["float_attention"] else []
-            names = [*recipe["ignored_patterns"], *fidelity.patterns((*recipe["float_kinds"], *kinds))]
-            return nncf.IgnoredScope(types=types, patterns=names, validate=False) \
-                if types or names else None
-
-        calibration_samples = samples(calibration.encoded)
-        advanced = AdvancedQuantizationParameters(
-            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=recipe["smooth_quant_alpha"]),
-            disable_bias_correction=not recipe["bias_correction"])
-        settings = dict(subset_size=len(calibration_samples),
-                        preset=nncf.QuantizationPreset(recipe["preset"]),
-                        model_type=nncf.ModelType.TRANSFORMER,
-                        fast_bias_correction=recipe["fast_bias_correction"])
-
-        def quantize(kinds=()) -> object:
-            with loggers_at_error("nncf"), stdout_to_progress():  # its progress display: stdout
-                return nncf.quantize(model, nncf.Dataset(calibration_samples),
-                                     advanced_parameters=advanced, ignored_scope=ignored(kinds),
-                                     **settings)
-
-        if min_agreement is None:
-            return quantize(), {}
-
-        def scored(candidate, precision: str, budget_s: Optional[float] = None) -> np.ndarray:
-            compiled = compile_at(candidate, precision)
-            return fidelity.slice_logits(lambda batch: compiled(
-                {name: batch[name] for name in inputs})[0], calibration.validation, budget_s)
-
-        start = time.perf_counter()
-        float_logits = scored(model, "fp32")
-        budget = max(SLICE_FLOOR_S, SLICE_LIMIT * (time.perf_counter() - start))
-        try:
-            chosen, report = fidelity.search(
-                quantize, lambda candidate: scored(candidate, remainder, budget), float_logits,
-                [op.get_friendly_name() for op in model.get_ops()], min_agreement,
-                scored_at=f"int8+{remainder}, compiled as the run compiles it")
-        except fidelity.TooSlow as exc:
-            raise BuildTooSlow(f"OpenVINO INT8 with a {remainder} remainder: {exc}; too slow to "
-                               "search for --min-agreement here") from None
-        return chosen, report
+    return quantize

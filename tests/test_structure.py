@@ -1,0 +1,66 @@
+"""The house stays readable: no function in common/ or the scripts longer than 60 lines, and no
+import circle between the project's modules, not even through an import inside a function."""
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+SOURCES = sorted((ROOT / "common").rglob("*.py")) + sorted(ROOT.glob("bert_*.py"))
+LONGEST = 60
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > LONGEST:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert not long, long
+
+
+def imports(path: Path) -> set[str]:
+    """The project modules `path` imports anywhere in it, resolved to module names."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [f"{target}.{alias.name}" for alias in node.names] + [target]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name.split(".")[0] == "common")
+    return found
+
+
+def test_no_import_circle():
+    modules = {module_name(path): path for path in SOURCES if path.parent.name != "bench"}
+    graph = {name: {m for m in imports(path) if m in modules and m != name}
+             for name, path in modules.items()}
+
+    def circle_from(start, node, seen):
+        for nxt in graph[node]:
+            if nxt == start:
+                return seen + [nxt]
+            if nxt not in seen:
+                found = circle_from(start, nxt, seen + [nxt])
+                if found:
+                    return found
+        return None
+
+    circles = [c for name in graph if (c := circle_from(name, name, [name]))]
+    assert not circles, circles[0]
