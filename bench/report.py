@@ -98,13 +98,16 @@ def trial_table(docs: list[dict]) -> str:
             continue
         command = " ".join(["python"] + shown(doc["command"]))
         for c in choice["candidates"]:
-            if "dropped" in c:  # far slower than the reference in its first pass: not timed
-                speed = f"not timed: {c['first_pass_sent_per_s']:.1f} sent/s in its first pass"
+            if "dropped" in c:  # too slow to build or to time against the reference
+                speed = (f"not timed: {c['first_pass_sent_per_s']:.1f} sent/s in its first pass"
+                         if "first_pass_sent_per_s" in c else f"not timed: {c['dropped']}")
                 rows.append([f"`{command}`", c["candidate"], speed, "-", ""])
                 continue
             speed = {"median": c["sent_per_s"], "min": c["sent_per_s_min"], "max": c["sent_per_s_max"]}
+            chosen = "**yes**" if c["candidate"] == choice["chosen"] else \
+                "compared (float), never chosen" if c.get("compared_only") else ""
             rows.append([f"`{command}`", c["candidate"], spread_cell(speed, ".0f"),
-                         f"{c['agreement']:.4f}", "**yes**" if c["candidate"] == choice["chosen"] else ""])
+                         f"{c['agreement']:.4f}", chosen])
         rows.append(["", f"trial: {choice['trial_sentences']} sentences, {choice['rounds']} rounds, "
                          f"{choice['trial_seconds']:.1f} s", "", "", ""])
     return markdown(["command", "candidate", "trial sent/s (min–max)",

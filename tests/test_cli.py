@@ -31,7 +31,7 @@ def test_results_json_has_the_documented_shape(tiny_checkpoint, data_file, cache
     assert doc["model"] == str(tiny_checkpoint) and doc["dataset"] == str(data_file)
     # a local file is read whole; no seed where nothing is drawn at random
     assert (doc["split"], doc["samples"], doc["seed"]) == (None, len(SENTENCES), None)
-    assert doc["labels"] == "0/1 as in the file"
+    assert doc["labels"] == "class ids as in the file"
     assert {"python", "cpu", "cpu_flags", "cpu_count", "torch_threads", "versions"} <= \
         set(doc["environment"])
     # provenance: the command, the commit, the exact inputs

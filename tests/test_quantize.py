@@ -182,8 +182,8 @@ def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_
 def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sensitive_tiny,
                                                                            tmp_path):
     """A stand-in bf16 remainder that flips one slice sentence in every batch of 32 that fp32
-    does not: searched at fp32 the target is reached; at bf16 it is not, with every kind in float,
-    and the figures recorded are the bf16 model's."""
+    does not: searched at fp32 the target (0.98 on 400 sentences) is reached; at bf16 it is not,
+    with every kind in float, and the figures recorded are the bf16 model's."""
     import io
 
     import openvino as ov
@@ -200,8 +200,8 @@ def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sens
     evaluated = load_examples(str(ROOT / "data/sst2/validation.tsv"), limit=200).sentences
     example = make_batches(tokenize(checkpoint.tokenizer, evaluated[:4], 128), 4).inputs[0]
     export = cached_export(checkpoint, example, BuildCache(tmp_path))
-    calibration = draw_calibration(str(ROOT / "data/sst2/train.tsv.xz"), None, 0, 100,
-                                   checkpoint.tokenizer, 128, evaluated, validation=1000)
+    calibration = draw_calibration(str(ROOT / "data/sst2/train.tsv.xz"), None, 0, 50,
+                                   checkpoint.tokenizer, 128, evaluated, validation=400)
     compiled_at = []
 
     def standin_compile(model, precision):
@@ -219,7 +219,7 @@ def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sens
 
     def search(remainder):
         float_ir = ov.convert_model(io.BytesIO((export.folder / EXPORT_FILE).read_bytes()))
-        return quantize_int8(float_ir, calibration, INT8_RECIPE, 0.99, standin_compile,
+        return quantize_int8(float_ir, calibration, INT8_RECIPE, 0.98, standin_compile,
                              remainder)[1]
 
     at_fp32 = search("fp32")
@@ -230,8 +230,8 @@ def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sens
     assert at_bf16["scored_at"].startswith("int8+bf16") and at_fp32["scored_at"].startswith("int8+fp32")
     # the float model is scored at fp32, then every INT8 candidate at the remainder
     assert compiled_at[0] == "fp32" and set(compiled_at[1:]) == {"bf16"}
-    # 32 batches of the 1000-sentence slice: 32 flips at least, so at most 0.968
-    assert at_bf16["agreement"] <= 0.968 and at_bf16["plain_int8"]["agreement"] <= 0.968
+    # 13 batches of the 400-sentence slice: 13 flips at least, so at most 0.9675
+    assert at_bf16["agreement"] <= 0.9675 and at_bf16["plain_int8"]["agreement"] <= 0.9675
 
 
 def test_min_agreement_with_dynamic_int8_is_one_line(tiny_checkpoint, data_file, tmp_path, capsys):
