@@ -34,7 +34,7 @@ if os.environ.get("PROOF_POINTS_TEST_CPU"):
     import common.cpu  # noqa: E402
 
     _env = json.loads(Path(os.environ["PROOF_POINTS_TEST_CPU"]).read_text())["environment"]
-    _as_recorded = {"model": _env["cpu"], "family": _env["cpu_family"],
+    _as_recorded = {"model": _env["cpu"], "family": _env.get("cpu_family", ""),
                     "logical_cpus": os.cpu_count(), "flags": _env["cpu_flags"]}
     common.cpu.cpu_info = lambda: _as_recorded
 

@@ -14,6 +14,8 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 import numpy as np
 
 from ..batching import Batch, Encoded
+from ..cache import cache_key
+from ..fidelity import rule_in_key
 
 QUANTIZATIONS = ("static", "dynamic")
 FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -64,16 +66,23 @@ class Calibration:
         return {**self.record(), "tokens": tokens}
 
 
-def cache_key_parts(backend: str, weights: str, options: dict, versions: dict[str, str],
-                    recipe: dict, calibration: Optional[Calibration]) -> dict:
-    """Everything a build's files depend on, hashed into its cache key or build name: the weights,
-    the user's options, the library versions and the backend's recipe (opset, quantizer settings,
-    fusions), so that changing any of them means a rebuild."""
-    parts = {"backend": backend, "weights": weights, "options": options, "versions": versions,
-             "recipe": recipe}
+def build_key(backend: str, weights: str, options: BuildOptions, keyed: Sequence[str],
+              versions: dict[str, str], recipe: dict, calibration: Optional[Calibration] = None,
+              **facts) -> str:
+    """The one cache key of every backend's build: everything its files depend on, so that
+    changing any of it means a rebuild. The weights, the options the backend's files depend on
+    (`keyed`: e.g. OpenVINO's float IR serves every float precision, so none of them), the rule of
+    --min-agreement where it is set, further `facts` of the build (e.g. the inputs GroqFlow
+    compiles), the library versions, the backend's recipe (opset, quantizer settings, fusions) and
+    the calibration samples."""
+    chosen = {name: getattr(options, name) for name in keyed}
+    if "min_agreement" in keyed:
+        chosen.update(rule_in_key(options.min_agreement))
+    parts = {"backend": backend, "weights": weights, "options": {**chosen, **facts},
+             "versions": versions, "recipe": recipe}
     if calibration is not None:
         parts["calibration"] = calibration.cache_parts()
-    return parts
+    return cache_key(parts)
 
 
 def merged_recipe(defaults: dict, options: BuildOptions) -> dict:

@@ -10,20 +10,20 @@ import re
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from ..batching import Batch, make_batches
-from ..cache import BuildCache, cache_key
+from ..cache import BuildCache
 from ..checkpoints import Checkpoint
 from ..errors import UserError, first_line
 from ..export import eager_attention_copy, model_input_names
 from ..provenance import package_versions
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts
+from .base import BuildOptions, Calibration, Candidate, Runner, build_key
 
 NAME = "groqflow"
 STATIC_SHAPE = True
@@ -226,12 +226,12 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     token_types = takes_token_types(checkpoint.model, example)
     flags = compiler_flags(options)
     fed = {"token_type_ids": True} if token_types else {}  # another graph: another build
-    key_parts = cache_key_parts(NAME, checkpoint.digest,
-                                {**asdict(options), "compiler_flags": flags, **fed},
-                                library_versions(), RECIPE, calibration if int8 else None)
+    key = build_key(NAME, checkpoint.digest, options, [f.name for f in fields(BuildOptions)],
+                    library_versions(), RECIPE, calibration if int8 else None,
+                    compiler_flags=flags, **fed)
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
-    build_name = f"bert-{options.precision}-{options.num_chips}chip-{cache_key(key_parts)[:16]}"
+    build_name = f"bert-{options.precision}-{options.num_chips}chip-{key[:16]}"
     groq_cache = Path(cache.root) / "groqflow"
     cached = finished_build(groq_cache, build_name)
     if cache.rebuild == "never" and cached is None:

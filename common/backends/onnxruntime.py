@@ -2,20 +2,19 @@
 on the CPUs this process may use."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 
-from .. import fidelity
 from ..batching import Batch
-from ..cache import BuildCache, cache_key
+from ..cache import BuildCache
 from ..checkpoints import Checkpoint
 from ..errors import UserError
 from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
 from ..provenance import package_versions
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
+from .base import BuildOptions, Calibration, Candidate, Runner, build_key, merged_recipe
 from .ort_session import make_session
 
 NAME = "onnxruntime"
@@ -27,6 +26,8 @@ FP32_FILE = "model-fp32.onnx"
 # what the build does beyond the user's options; in the cache key, so a change means a rebuild
 RECIPE = {"opset": OPSET, "fusions": "fp16 and dynamic int8; fp32 where fuse_fp32",
           "recipe_version": 2}
+# the options its files depend on: all but GroqFlow's
+KEYED = tuple(f.name for f in fields(BuildOptions) if f.name not in ("num_chips", "compiler_flags"))
 # settings a benchmark may override (BuildOptions.recipe): the measured alternatives to the default
 FLOAT_RECIPE = {"fuse_fp32": False,  # ORT's offline BERT fusions for fp32 (slower on our CPUs)
                 "optimize_session": True}  # False: the graph runs exactly as stored
@@ -74,13 +75,10 @@ def build_recipe(options: BuildOptions) -> dict:
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
     check_options(options)
-    relevant = {k: v for k, v in asdict(options).items()
-                if k not in ("num_chips", "compiler_flags")}  # GroqFlow's options
-    relevant.update(fidelity.rule_in_key(options.min_agreement))
     int8 = options.precision == "int8"
     recipe = build_recipe(options)
-    key_parts = cache_key_parts(NAME, checkpoint.digest, relevant, library_versions(), recipe,
-                                calibration if int8 and options.quantization == "static" else None)
+    key = build_key(NAME, checkpoint.digest, options, KEYED, library_versions(), recipe,
+                    calibration if int8 and options.quantization == "static" else None)
     label = f"int8-{options.quantization}" if int8 else options.precision
     export = cached_export(checkpoint, example, cache)
     if (options.device, options.precision) == ("cpu", "fp32") and not recipe["fuse_fp32"]:
@@ -88,7 +86,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         cached, model, seconds = export, export.folder / EXPORT_FILE, export.seconds
     else:
         cached = cache.get_or_build(
-            f"ort-{label}-{options.device}", cache_key(key_parts),
+            f"ort-{label}-{options.device}", key,
             lambda folder: _build(folder, export.folder / EXPORT_FILE, checkpoint.model.config,
                                   options, recipe, calibration))
         model, seconds = cached.folder / MODEL_FILE, export.seconds + cached.seconds

@@ -18,9 +18,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .. import fidelity
 from ..batching import Batch
-from ..cache import BuildCache, cache_key
+from ..cache import BuildCache
 from ..checkpoints import Checkpoint
 from ..cpu import usable_cpus
 from ..errors import UserError
@@ -29,7 +28,7 @@ from ..progress import progress_bar
 from ..provenance import package_versions
 from ..quiet import telemetry_off
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Runner, cache_key_parts, merged_recipe
+from .base import BuildOptions, Calibration, Candidate, Runner, build_key, merged_recipe
 
 NAME = "openvino"
 STATIC_SHAPE = False
@@ -105,12 +104,10 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     int8 = options.precision == "int8"
     recipe = build_recipe(options)
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
-    options_in_key = {"ir": ir, "min_agreement": options.min_agreement} if int8 else {"ir": ir}
-    options_in_key.update(fidelity.rule_in_key(options.min_agreement))
-    if int8 and options.min_agreement is not None:  # searched on the model as it runs
-        options_in_key["searched_at"] = options.remainder
-    key = cache_key(cache_key_parts(NAME, checkpoint.digest, options_in_key, library_versions(),
-                                    recipe, calibration if int8 else None))
+    searched = {"searched_at": options.remainder} if int8 and options.min_agreement is not None \
+        else {}  # --min-agreement searches the model as it runs: at its remainder
+    key = build_key(NAME, checkpoint.digest, options, ("min_agreement",) if int8 else (),
+                    library_versions(), recipe, calibration if int8 else None, ir=ir, **searched)
     export = cached_export(checkpoint, example, cache)
     cached = cache.get_or_build(
         f"ov-{ir}", key,
