@@ -15,6 +15,7 @@ import numpy as np
 
 from .backends.base import Runner
 from .batching import Batches, Encoded, make_batches
+from .metrics import agreement_figures
 from .progress import progress_bar
 
 UNSTEADY_SPREAD = 1.5  # slowest round over fastest: past this the machine was busy
@@ -150,13 +151,6 @@ def _percentiles(milliseconds: Optional[np.ndarray]) -> Optional[dict]:
     if milliseconds is None:
         return None
     return {f"p{q}": float(np.percentile(milliseconds, q)) for q in (50, 90, 99)}
-
-
-def agreement_figures(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    """The share of rows whose predicted class is the same, and the largest |Δlogit|: how a build
-    answers against another, wherever that is asked (the trial, the metrics, the INT8 search)."""
-    return (float((got.argmax(axis=1) == want.argmax(axis=1)).mean()),
-            float(np.abs(got - want).max()))
 
 
 def confusion(rows: np.ndarray, columns: np.ndarray, classes: int) -> list[list[int]]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from .batching import Batch, Encoded, make_batches
 from .errors import UserError
+from .metrics import agreement_figures
 from .progress import progress_bar
 
 Model = TypeVar("Model")
@@ -131,7 +132,7 @@ def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model],
     def scored(kinds: Sequence[str]) -> tuple[Model, dict]:
         model = quantize(kinds)
         out = logits(model)
-        agreeing = int(np.sum(out.argmax(axis=1) == expected))
+        agreeing = round(agreement_figures(out, float_logits)[0] * len(expected))
         return model, {"float_kinds": list(kinds), "agreement": agreeing / len(expected),
                        "agreement_lower_bound": lower_bound(agreeing, len(expected)),
                        "logit_mse": float(np.mean((out - float_logits) ** 2))}

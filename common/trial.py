@@ -30,7 +30,8 @@ from .batching import Batches
 from .cache import BuildCache, cache_key
 from .cpu import cpu_info, usable_cpus
 from .errors import BuildTooSlow, UserError
-from .evaluate import Evaluation, agreement_figures, measure
+from .evaluate import Evaluation, measure
+from .metrics import agreement_figures
 
 # The gate: a build passes when at most floor((1 - share) × n) + BOUNDARY of the n trial sentences
 # answer otherwise than the reference. BOUNDARY: one sentence on the decision boundary never sends
