@@ -15,7 +15,7 @@ from common.batching import make_batches, tokenize
 from common.checkpoints import load_checkpoint
 from common.proofpoint import main
 from common.sst2 import load_examples
-from conftest import OV, SHARED, requires_openvino, requires_shared
+from conftest import OV, SHARED, long_test, requires_openvino, requires_shared
 
 pytestmark = requires_shared
 VALIDATION = SHARED / "data" / "sst2" / "validation.tsv"
@@ -102,6 +102,7 @@ def test_minilm_int8_accuracy_and_its_mismatch_list(tmp_path, backend, max_drop,
 
 
 @requires_openvino
+@long_test
 def test_minilm_min_agreement_keeps_a_feed_forward_kind_in_float_and_agrees_more(tmp_path):
     """Measured (frontier-openvino.json): plain INT8 agrees on 0.992 of the 1000-sentence slice
     (at least 0.987 with 95% confidence), so 0.993 needs a kind in float, a feed-forward one first;
