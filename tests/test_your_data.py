@@ -1,5 +1,6 @@
 """Your classifier on your data: any number of labels, labels by name, other column names, sentence
 pairs; each figure checked against the model called directly, not against the pipeline itself."""
+import inspect
 import json
 
 import numpy as np
@@ -30,12 +31,13 @@ def direct(folder, first: list[str], second: list[str] | None = None) -> np.ndar
     """The model's logits from a plain transformers call, one row at a time."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    takes = inspect.signature(model.forward).parameters  # DistilBERT: no token_type_ids
     rows = []
     with torch.no_grad():
         for i, text in enumerate(first):
             encoded = tokenizer(text, second[i] if second else None, truncation=True,
                                 max_length=128, return_tensors="pt")
-            rows.append(model(**encoded).logits[0].numpy())
+            rows.append(model(**{k: v for k, v in encoded.items() if k in takes}).logits[0].numpy())
     return np.stack(rows)
 
 
