@@ -159,7 +159,7 @@ OV = pytest.param("openvino", marks=requires_openvino)
 requires_shared = pytest.mark.skipif(not (SHARED / "models").is_dir(),
                                      reason="../shared (checkpoints and SST-2) is not present")
 
-# Tests of minutes each (30 cold runs; a --min-agreement search on the shared MiniLM): run where
+# Tests of minutes each (a --min-agreement search on the shared MiniLM): run where
 # PROOF_POINTS_LONG_TESTS=1 is set; .ci/run sets it for its first pass, not the lowest versions'.
 long_test = pytest.mark.skipif(not os.environ.get("PROOF_POINTS_LONG_TESTS"),
                                reason="minutes long: set PROOF_POINTS_LONG_TESTS=1 (.ci/run does once)")

@@ -9,10 +9,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from common.cache import STATE_FILE, BuildCache
 from common.spec import INTERRUPTED
-from conftest import ROOT, long_test
+from conftest import ROOT
 
 MOMENTS = 30
 COMMAND = [sys.executable, "bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
@@ -46,7 +47,8 @@ def intact_entries(cache) -> bool:
     return not any((cache / "tmp").glob("*"))
 
 
-@long_test
+@pytest.mark.skipif(not os.environ.get("PROOF_POINTS_INTERRUPT_MOMENTS"),
+                    reason="30 cold runs; open: 2 of 30 moments ended in SIGSEGV once (docs/testing.md)")
 def test_ctrl_c_at_30_moments_of_a_cold_run(tmp_path):
     proc, _, out = start(tmp_path, "whole")
     begun = time.monotonic()
