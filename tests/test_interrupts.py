@@ -13,11 +13,65 @@ import pytest
 
 from common.cache import STATE_FILE, BuildCache
 from common.spec import INTERRUPTED
-from conftest import ROOT
+from conftest import ROOT, requires_openvino
 
 MOMENTS = 30
 COMMAND = [sys.executable, "bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
            "data/sst2/validation.tsv", "--limit", "96", "--repeats", "1"]
+
+
+# Ctrl-C sent to itself by a process whose thread has an alternate signal stack that is no longer
+# mapped; exit 130 when the KeyboardInterrupt arrives, killed by SIGSEGV when the kernel tried to
+# write the handler's frame on that stack
+# (imported before the setup: an import's memory could land where the stack was, and hide it)
+IMPORTS = """
+import os, signal, sys, time
+from common import interrupt
+"""
+SELF_INTERRUPT = """
+interrupt.install()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+LEFT_BY_OPENVINO = """
+import openvino
+first, second = openvino.Core(), openvino.Core()
+for core in (first, second):
+    core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")  # each Core loads its own CPU plugin
+del first, second, core  # in creation order: the thread gets back the first one's unmapped stack
+"""
+UNMAPPED_STACK = """
+import ctypes, mmap
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+size = 64 * 1024
+stack = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
+                  mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+assert libc.sigaltstack(ctypes.byref(Stack(stack, 0, size)), None) == 0
+assert libc.munmap(ctypes.c_void_p(stack), ctypes.c_size_t(size)) == 0
+"""
+
+
+def self_interrupt(setup: str) -> int:
+    return subprocess.run([sys.executable, "-c", IMPORTS + setup + SELF_INTERRUPT], cwd=ROOT,
+                          capture_output=True, timeout=120).returncode
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="an unmapped alternate stack is made on Linux")
+def test_ctrl_c_with_an_unmapped_alternate_signal_stack_is_a_keyboard_interrupt():
+    assert self_interrupt(UNMAPPED_STACK) == 130
+
+
+@requires_openvino
+def test_ctrl_c_after_openvino_plugins_freed_in_creation_order_is_a_keyboard_interrupt():
+    assert self_interrupt(LEFT_BY_OPENVINO) == 130
 
 
 def as_in_a_terminal() -> None:

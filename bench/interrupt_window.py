@@ -1,0 +1,81 @@
+"""How Ctrl-C ends a cold `bert_tiny.py` run in the moments after its `backend:` line, where the
+trial's losing builds have just been freed and the timing begins: each run is interrupted a set
+delay after that line (spread evenly over --after), and its exit is counted by the chosen backend.
+Exit 130 with the interrupted line is the promise; -11 is a crash (the window where two freed
+OpenVINO builds left the thread a dangling alternate signal stack, common/interrupt.py)."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from bench.record import write_record  # noqa: E402
+from common.cpu import cpu_summary  # noqa: E402
+from common.paths import ROOT  # noqa: E402
+from common.spec import INTERRUPTED  # noqa: E402
+
+COMMAND = ["bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
+           "data/sst2/validation.tsv", "--limit", "96", "--repeats", "1"]
+
+
+def as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupted_after_backend_line(delay: float, folder: str) -> dict:
+    """One cold run, SIGINT `delay` seconds after it names its backend."""
+    proc = subprocess.Popen([sys.executable, *COMMAND, "--cache-dir", f"{folder}/cache", "--json",
+                             f"{folder}/out.json"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal,
+                            env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    backend = None
+    for line in proc.stderr:
+        if line.startswith("backend:"):
+            backend = line.split(",")[0].removeprefix("backend: ")
+            break
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    lines = rest.strip().splitlines()
+    clean = proc.returncode == 130 and bool(lines) and lines[-1].endswith(INTERRUPTED)
+    outcome = ("interrupted" if clean else "finished first" if proc.returncode == 0
+               else f"exit {proc.returncode}")
+    return {"delay_s": round(delay, 3), "backend": backend, "exit": proc.returncode,
+            "outcome": outcome}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--after", type=float, nargs=2, default=(0.05, 0.3), metavar=("FROM", "TO"),
+                   help="seconds after the backend: line (default 0.05 0.3)")
+    p.add_argument("--json", metavar="FILE")
+    args = p.parse_args(argv)
+    runs = []
+    for delay in np.linspace(*args.after, args.runs):
+        with tempfile.TemporaryDirectory() as folder:
+            runs.append(interrupted_after_backend_line(float(delay), folder))
+        print(f"{len(runs)}/{args.runs}: {runs[-1]}", flush=True)
+    counts = Counter((run["backend"], run["outcome"]) for run in runs)
+    for (backend, outcome), count in sorted(counts.items()):
+        print(f"{backend}: {outcome} {count}")
+    print(cpu_summary())
+    if args.json:
+        write_record(args.json, "bench/interrupt_window.py", argv, runs=runs,
+                     counts=[{"backend": b, "outcome": o, "runs": n}
+                             for (b, o), n in sorted(counts.items())])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
