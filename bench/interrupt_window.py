@@ -1,8 +1,9 @@
 """How Ctrl-C ends a cold `bert_tiny.py` run in the moments after its `backend:` line, where the
 trial's losing builds have just been freed and the timing begins: each run is interrupted a set
 delay after that line (spread evenly over --after), and its exit is counted by the chosen backend.
-Exit 130 with the interrupted line is the promise; -11 is a crash (the window where two freed
-OpenVINO builds left the thread a dangling alternate signal stack, common/interrupt.py)."""
+Exit 130 with the interrupted line is the promise ("finished first": exit 0 with its results
+written before the signal was sent); -11 is a crash (the window where two freed OpenVINO builds
+left the thread a dangling alternate signal stack, common/interrupt.py)."""
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,14 @@ def interrupted_after_backend_line(delay: float, folder: str) -> dict:
             backend = line.split(",")[0].removeprefix("backend: ")
             break
     time.sleep(delay)
+    sent = time.time()
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=120)
     lines = rest.strip().splitlines()
     clean = proc.returncode == 130 and bool(lines) and lines[-1].endswith(INTERRUPTED)
-    outcome = ("interrupted" if clean else "finished first" if proc.returncode == 0
+    written = Path(folder, "out.json")
+    finished = proc.returncode == 0 and written.exists() and written.stat().st_mtime < sent
+    outcome = ("interrupted" if clean else "finished first" if finished  # in its teardown
                else f"exit {proc.returncode}")
     return {"delay_s": round(delay, 3), "backend": backend, "exit": proc.returncode,
             "outcome": outcome}

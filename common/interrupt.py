@@ -6,11 +6,11 @@ every stage boundary and progress update raises it again (`check`).
 
 The handler also runs on the thread's own stack, never on an alternate signal stack
 (`off_the_alternate_stack`): OpenVINO's CPU plugin gives the thread that loads it an alternate
-stack and, when two plugins are freed out of creation order (a trial's losing builds), hands the
-thread back the first one's stack after unmapping it. Python asks for its handlers to run there
-(SA_ONSTACK), so a Ctrl-C then ended the run by SIGSEGV: 3 of 3 interrupts during the timing after
-ONNX Runtime won a trial against two OpenVINO builds, and at once with two OpenVINO Cores freed
-in creation order (tests/test_interrupts.py)."""
+stack and, when two plugins are freed in the order they were made (a trial's losing builds),
+hands the thread back the first one's stack after unmapping it. Python asks for its handlers to
+run there (SA_ONSTACK), so a Ctrl-C then ended the run by SIGSEGV: 9 of 9 cold runs interrupted
+just after ONNX Runtime won a trial against two OpenVINO builds (bench/interrupt_window.py), and
+every time with two OpenVINO Cores freed in the order they were made (tests/test_interrupts.py)."""
 from __future__ import annotations
 
 import ctypes

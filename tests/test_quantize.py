@@ -219,7 +219,7 @@ def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sens
 
     def search(remainder):
         float_ir = ov.convert_model(io.BytesIO((export.folder / EXPORT_FILE).read_bytes()))
-        return quantize_int8(float_ir, calibration, INT8_RECIPE, 0.98, standin_compile,
+        return quantize_int8(float_ir, calibration, INT8_RECIPE, standin_compile, 0.98,
                              remainder)[1]
 
     at_fp32 = search("fp32")

@@ -155,8 +155,8 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
             facts["fp32_bytes"] = sum(p.stat().st_size for p in folder.glob("fp32.*"))
             for path in folder.glob("fp32.*"):
                 path.unlink()
-            ir, control = quantize_int8(ir, calibration, recipe["int8"], min_agreement,
-                                        compile_ir, remainder)
+            ir, control = quantize_int8(ir, calibration, recipe["int8"], compile_ir,
+                                        min_agreement, remainder)
             if control:
                 facts["accuracy_control"] = control
             bar.update()

@@ -37,8 +37,8 @@ INT8_RECIPE = {
 
 
 def quantize_int8(model, calibration: Calibration, recipe: dict,
+                  compile_at: Callable[[object, str], object],
                   min_agreement: Optional[float] = None,
-                  compile_at: Optional[Callable[[object, str], object]] = None,
                   remainder: str = "fp32") -> tuple[object, dict]:
     """The quantized copy of `model` (every calibration sentence one batch-1 sample, unpadded),
     and what accuracy control did ({} without it): with `min_agreement`, the kinds of layer kept
