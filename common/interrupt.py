@@ -20,7 +20,7 @@ import sys
 import threading
 
 _received = threading.Event()
-SA_ONSTACK = 0x08000000  # Linux, every architecture glibc builds for
+SA_ONSTACK = 0x08000000  # Linux on x86-64 and AArch64
 
 
 class _SigAction(ctypes.Structure):
@@ -41,21 +41,17 @@ def install() -> None:
     off_the_alternate_stack(signal.SIGINT)
 
 
-def off_the_alternate_stack(signum: int) -> bool:
+def off_the_alternate_stack(signum: int) -> None:
     """Run `signum`'s handler on the stack of the thread it lands on (clear SA_ONSTACK), so that
     an alternate stack a library left dangling is never written to. Linux on x86-64 and AArch64
-    only (where OpenVINO's CPU plugin sets one); returns whether the flag is now clear."""
+    (where OpenVINO's CPU plugin sets one, and where _SigAction is glibc's layout)."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
+        return
+    libc = ctypes.CDLL(None)
     action = _SigAction()
-    if libc.sigaction(signum, None, ctypes.byref(action)) != 0:
-        return False
-    if action.flags & SA_ONSTACK:
+    if libc.sigaction(signum, None, ctypes.byref(action)) == 0 and action.flags & SA_ONSTACK:
         action.flags &= ~SA_ONSTACK
-        if libc.sigaction(signum, ctypes.byref(action), None) != 0:
-            return False
-    return True
+        libc.sigaction(signum, ctypes.byref(action), None)
 
 
 def check() -> None:

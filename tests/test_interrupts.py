@@ -132,6 +132,8 @@ def test_ctrl_c_at_30_moments_of_a_cold_run(tmp_path):
               and intact_entries(cache))
         outcomes.append((moment, "ok" if ok else f"exit {proc.returncode}: {lines[-3:]} "
                                                  f"stdout {stdout[:80]!r}", proc.returncode))
+    print(f"{sum(o[1] == 'ok' for o in outcomes)} of {MOMENTS} moments over a {whole:.1f} s run "
+          f"interrupted cleanly, {in_a_build} inside a build: {outcomes}")
     failed = [o for o in outcomes if o[1] not in ("ok", "ended before the interrupt")]
     assert not failed, f"of {MOMENTS} moments over a {whole:.1f} s run: {failed}"
     assert sum(o[1] == "ok" for o in outcomes) >= MOMENTS - 3, outcomes
