@@ -30,29 +30,43 @@ COMMAND = ["bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
 
 
 def as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a foreground process has it (a CI runner may start its jobs
+    with SIGINT ignored, and the child would inherit that)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_cold_run(cache: Path, results: Path) -> subprocess.Popen:
+    """COMMAND in a fresh cache, offline, as a terminal would start it; stdout and stderr piped."""
+    return subprocess.Popen([sys.executable, *COMMAND, "--cache-dir", str(cache), "--json",
+                             str(results)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal,
+                            env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+
+
+def send_ctrl_c(proc: subprocess.Popen, results: Path) -> tuple[str, str, bool]:
+    """SIGINT to a run, then its stdout, its stderr and whether it had finished first: exit 0 with
+    its results written before the signal was sent (it came in the run's teardown)."""
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    finished = proc.returncode == 0 and results.exists() and results.stat().st_mtime < sent
+    return stdout, stderr, finished
 
 
 def interrupted_after_backend_line(delay: float, folder: str) -> dict:
     """One cold run, SIGINT `delay` seconds after it names its backend."""
-    proc = subprocess.Popen([sys.executable, *COMMAND, "--cache-dir", f"{folder}/cache", "--json",
-                             f"{folder}/out.json"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal,
-                            env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    results = Path(folder, "out.json")
+    proc = start_cold_run(Path(folder, "cache"), results)
     backend = None
     for line in proc.stderr:
         if line.startswith("backend:"):
             backend = line.split(",")[0].removeprefix("backend: ")
             break
     time.sleep(delay)
-    sent = time.time()
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=120)
+    _, rest, finished = send_ctrl_c(proc, results)
     lines = rest.strip().splitlines()
     clean = proc.returncode == 130 and bool(lines) and lines[-1].endswith(INTERRUPTED)
-    written = Path(folder, "out.json")
-    finished = proc.returncode == 0 and written.exists() and written.stat().st_mtime < sent
-    outcome = ("interrupted" if clean else "finished first" if finished  # in its teardown
+    outcome = ("interrupted" if clean else "finished first" if finished
                else f"exit {proc.returncode}")
     return {"delay_s": round(delay, 3), "backend": backend, "exit": proc.returncode,
             "outcome": outcome}

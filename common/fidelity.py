@@ -24,7 +24,7 @@ import numpy as np
 
 from .batching import Batch, Encoded, make_batches
 from .errors import UserError
-from .metrics import agreement_figures
+from .metrics import agreeing_rows
 from .progress import progress_bar
 
 Model = TypeVar("Model")
@@ -127,14 +127,14 @@ def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model],
     reaches the target, every kind ends in float and `reached` says so. `scored_at` says how
     `logits` runs the model (e.g. "int8+bf16, compiled as the run compiles it")."""
     present = [kind for kind, _ in KINDS if matching([kind], names)]
-    expected = float_logits.argmax(axis=1)
+    sentences = len(float_logits)
 
     def scored(kinds: Sequence[str]) -> tuple[Model, dict]:
         model = quantize(kinds)
         out = logits(model)
-        agreeing = round(agreement_figures(out, float_logits)[0] * len(expected))
-        return model, {"float_kinds": list(kinds), "agreement": agreeing / len(expected),
-                       "agreement_lower_bound": lower_bound(agreeing, len(expected)),
+        agreeing = agreeing_rows(out, float_logits)
+        return model, {"float_kinds": list(kinds), "agreement": agreeing / sentences,
+                       "agreement_lower_bound": lower_bound(agreeing, sentences),
                        "logit_mse": float(np.mean((out - float_logits) ** 2))}
 
     with progress_bar("min-agreement search", 2 * len(present) + 1, "build") as bar:
@@ -156,7 +156,7 @@ def search(quantize: Callable[[Sequence[str]], Model], logits: Callable[[Model],
                     break
     final = steps[-1]
     return model, {"min_agreement": min_agreement, "scored_at": scored_at,
-                   "validation_sentences": len(expected),
+                   "validation_sentences": sentences,
                    "rule": RULE, "plain_int8": plain, "ranking": ranking, "steps": steps[1:],
                    "kept_in_float": final["float_kinds"],
                    "float_operations": matching(final["float_kinds"], names),

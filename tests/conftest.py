@@ -163,4 +163,3 @@ requires_shared = pytest.mark.skipif(not (SHARED / "models").is_dir(),
 # PROOF_POINTS_LONG_TESTS=1 is set; .ci/run sets it for its first pass, not the lowest versions'.
 long_test = pytest.mark.skipif(not os.environ.get("PROOF_POINTS_LONG_TESTS"),
                                reason="minutes long: set PROOF_POINTS_LONG_TESTS=1 (.ci/run does once)")
-
