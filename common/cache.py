@@ -9,9 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from typing import Callable, Iterator
 
 from . import interrupt
 from .errors import UserError
-from .files import file_sha256, write_atomic
+from .files import file_sha256, remove_temporary, temporary_name, write_atomic
 
 REBUILD_POLICIES = ("if_needed", "always", "never")
 STATE_FILE = "state.json"
@@ -62,14 +60,16 @@ class BuildCache:
 
     def ensure_writable(self) -> None:
         """Fail before any work if the cache folder cannot be created or written."""
+        probe = temporary_name(self.root / "tmp", "probe")
         try:
             for sub in ("entries", "tmp", "locks"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root / "tmp", prefix="probe-")
-            probe.close()
+            probe.touch(exist_ok=False)
         except OSError as exc:
             raise UserError(f"cache folder '{self.root}' cannot be written ({exc.strerror or exc}); "
                             "choose another with --cache-dir DIR") from None
+        finally:
+            remove_temporary(probe)
 
     def get_or_build(self, name: str, key: str, build: Callable[[Path], dict]) -> CachedBuild:
         """Return a verified entry for `key`, building it with `build(folder) -> facts` if needed.
@@ -122,8 +122,10 @@ class BuildCache:
         return found
 
     def _build_into(self, entry: Path, key: str, build: Callable[[Path], dict], start: float) -> dict:
-        work = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=entry.name + "."))
+        work = temporary_name(self.root / "tmp", entry.name)
+        old = temporary_name(self.root / "tmp", "old")
         try:
+            work.mkdir()
             facts = build(work)
             interrupt.check()  # a Ctrl-C that Python discarded during the build publishes nothing
             files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
@@ -131,19 +133,17 @@ class BuildCache:
             state = {"key": key, "files": files, "facts": facts,
                      "build_seconds": time.perf_counter() - start, "created": time.time()}
             write_atomic(work / STATE_FILE, json.dumps(state, indent=2))
-            if entry.exists():  # stale, damaged or rebuilt on purpose: move aside, then delete
-                trash = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="old."))
-                os.rename(entry, trash / "entry")
-                shutil.rmtree(trash, ignore_errors=True)
-            os.rename(work, entry)
+            with interrupt.held():  # the entry is the old one or the new one, never neither
+                if entry.exists():  # stale, damaged or rebuilt on purpose: moved aside, then deleted
+                    os.rename(entry, old)
+                os.rename(work, entry)
             return state
         except OSError as exc:  # disk full, permissions: the user's to fix, not a bug
-            shutil.rmtree(work, ignore_errors=True)
             raise UserError(f"cannot write build '{entry.name}' in '{self.root}': "
                             f"{exc.strerror or exc}") from None
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+        finally:
+            remove_temporary(work)
+            remove_temporary(old)
 
     @staticmethod
     def _verify(entry: Path, key: str) -> tuple[dict | None, str]:

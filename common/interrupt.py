@@ -2,7 +2,8 @@
 discards it there when that is a destructor, a callback or another thread ("Exception ignored
 in: ... KeyboardInterrupt"): measured, 4 of 23 interrupts of a cold run were lost so, and the run
 printed its table with exit code 0. The signal is therefore also recorded when it arrives, and
-every stage boundary and progress update raises it again (`check`).
+every stage boundary and progress update raises it again (`check`). The few steps that must not
+be cut in two are `held()`: there the signal is only recorded.
 
 The handler also runs on the thread's own stack, never on an alternate signal stack
 (`off_the_alternate_stack`): OpenVINO's CPU plugin gives the thread that loads it an alternate
@@ -18,8 +19,11 @@ import platform
 import signal
 import sys
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 _received = threading.Event()
+_holding = 0  # depth of held() regions; the handler runs on the main thread, between bytecodes
 SA_ONSTACK = 0x08000000  # Linux on x86-64 and AArch64
 
 
@@ -31,7 +35,8 @@ class _SigAction(ctypes.Structure):
 
 def _record_and_raise(signum, frame) -> None:
     _received.set()
-    raise KeyboardInterrupt
+    if not _holding:
+        raise KeyboardInterrupt
 
 
 def install() -> None:
@@ -52,6 +57,18 @@ def off_the_alternate_stack(signum: int) -> None:
     if libc.sigaction(signum, None, ctypes.byref(action)) == 0 and action.flags & SA_ONSTACK:
         action.flags &= ~SA_ONSTACK
         libc.sigaction(signum, ctypes.byref(action), None)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """A step a Ctrl-C must not cut in two (publishing a build, removing a temporary one, writing
+    the results): a SIGINT that lands in it is recorded, not raised, and the next check() raises it."""
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
 
 
 def check() -> None:

@@ -9,6 +9,7 @@ import warnings
 from typing import Optional, Sequence
 
 from . import interrupt
+from .files import remove_unfinished
 from .spec import INTERRUPTED, ProofPoint
 
 
@@ -36,8 +37,11 @@ def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     interrupt.install()
-    code = main(spec, argv, args)
-    # Everything is printed and written; what remains is the runtimes' teardown, where a Ctrl-C
-    # would end the interpreter by the signal, silently and with no exit code of ours.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return code
+    try:
+        return main(spec, argv, args)
+    finally:
+        # Everything is printed and written; what remains is the runtimes' teardown, where a Ctrl-C
+        # would end the interpreter by the signal, silently and with no exit code of ours, and the
+        # temporaries whose removal a Ctrl-C cut short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        remove_unfinished()

@@ -307,11 +307,12 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
             run_metrics(result, timings[1], labels, "built", reference, timings[0])]
     document = results_document(args, plan, provenance, choice, timed,
                                 notes_for(spec, args, plan, choice, runs[1]), runs)
-    interrupt.check()  # the last moment: after it the table and the files are written
-    print(format_table(runs))
-    print(format_notes(document))
-    if args.json:
-        write_json(args.json, document)
-    if args.mismatches:
-        write_mismatches(args.mismatches, plan.examples, reference, result)
+    interrupt.check()  # the last moment: after it the table and the files are written, all of them
+    with interrupt.held():
+        print(format_table(runs))
+        print(format_notes(document))
+        if args.json:
+            write_json(args.json, document)
+        if args.mismatches:
+            write_mismatches(args.mismatches, plan.examples, reference, result)
     return document

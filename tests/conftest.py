@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import itertools
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -37,6 +40,45 @@ if os.environ.get("PROOF_POINTS_TEST_CPU"):
     _as_recorded = {"model": _env["cpu"], "family": _env.get("cpu_family", ""),
                     "logical_cpus": os.cpu_count(), "flags": _env["cpu_flags"]}
     common.cpu.cpu_info = lambda: _as_recorded
+
+def ctrl_c_at_each_line(prepare: Callable[[], None], action: Callable[[], object]) -> Iterator[int]:
+    """Ctrl-C at every moment of `action`: run prepare() then action() again and again, the n-th
+    time with a real SIGINT sent to this process, under the proof points' handler, as action's n-th
+    Python line runs (the standard library's lines count too); yields n after each run, until a run
+    ends before its n-th line. A SIGINT that a held() step recorded is raised after the run."""
+    from common import interrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        for n in itertools.count(1):
+            lines = 0
+
+            def at_each_line(frame, event, arg):
+                nonlocal lines
+                if event == "line":
+                    lines += 1
+                    if lines == n:
+                        signal.raise_signal(signal.SIGINT)
+                return at_each_line
+
+            interrupt.install()  # forgets the last run's Ctrl-C
+            prepare()
+            sys.settrace(at_each_line)
+            try:
+                action()
+                sys.settrace(None)
+                interrupt.check()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+            if lines < n:
+                return
+            yield n
+    finally:
+        interrupt.install()
+        signal.signal(signal.SIGINT, previous)
+
 
 WORDS = ("good great fine fun charming lovely bad awful dull boring terrible movie film story "
          "actors plot it is was a the and but not very , . ' s").split()

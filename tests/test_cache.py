@@ -1,11 +1,14 @@
 import json
 import multiprocessing
+import shutil
 import time
 
 import pytest
 
 from common.cache import BuildCache
 from common.errors import UserError
+from common.files import remove_unfinished, write_atomic
+from conftest import ctrl_c_at_each_line
 
 
 def write_model(folder, payload=b"model bytes"):
@@ -59,6 +62,43 @@ def test_an_interrupted_build_leaves_nothing_a_later_run_trusts(cache_dir, exc):
     assert list((cache_dir / "entries").iterdir()) == []
     assert list((cache_dir / "tmp").iterdir()) == []
     assert not BuildCache(cache_dir).get_or_build("m", "k" * 64, write_model).hit
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["first build", "rebuild"])
+def test_a_ctrl_c_at_any_line_of_a_build_leaves_no_temporary_and_an_entry_whole_or_none(
+        tmp_path, existing):
+    """Seen in CI once: a Ctrl-C landing just after the build folder was made left it in tmp/."""
+    root = tmp_path / "cache"
+
+    def prepare():
+        shutil.rmtree(root, ignore_errors=True)
+        if existing:
+            BuildCache(root).get_or_build("m", "k" * 64, write_model)
+
+    def rebuild():
+        BuildCache(root, "always").get_or_build("m", "k" * 64, lambda f: write_model(f, b"new"))
+
+    for n in ctrl_c_at_each_line(prepare, rebuild):
+        remove_unfinished()  # as the launcher does on the way out
+        assert list(root.glob("tmp/*")) == [], f"Ctrl-C at line {n}"
+        entry = BuildCache(root).find("m", "k" * 64)
+        if existing or list(root.glob("entries/*")):
+            assert entry is not None, f"Ctrl-C at line {n}"
+    assert n > 100  # the whole build was walked, not only its first lines
+    assert BuildCache(root).find("m", "k" * 64) is not None
+
+
+def test_a_ctrl_c_at_any_line_of_a_write_leaves_the_old_file_or_the_new_one(tmp_path):
+    target = tmp_path / "results.json"
+
+    def prepare():
+        target.write_text("old")
+
+    for n in ctrl_c_at_each_line(prepare, lambda: write_atomic(target, "new")):
+        remove_unfinished()  # as the launcher does on the way out
+        assert [p.name for p in tmp_path.iterdir()] == ["results.json"], f"Ctrl-C at line {n}"
+        assert target.read_text() in ("old", "new"), f"Ctrl-C at line {n}"
+    assert n > 5 and target.read_text() == "new"
 
 
 def _slow_build(folder):

@@ -4,6 +4,7 @@ the ONNX export, OpenVINO's conversion, the trial, the passes), each in a fresh 
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from bench.interrupt_window import send_ctrl_c, start_cold_run
+from common import interrupt
 from common.cache import STATE_FILE, BuildCache
 from common.spec import INTERRUPTED
 from conftest import ROOT, requires_openvino
@@ -75,6 +77,26 @@ def test_ctrl_c_with_an_unmapped_alternate_signal_stack_is_a_keyboard_interrupt(
 @requires_openvino
 def test_ctrl_c_after_openvino_plugins_freed_in_creation_order_is_a_keyboard_interrupt():
     assert self_interrupt(LEFT_BY_OPENVINO) == 130
+
+
+def test_a_ctrl_c_in_a_held_step_is_raised_by_the_next_check_not_inside_it():
+    previous = signal.getsignal(signal.SIGINT)
+    steps = []
+    try:
+        interrupt.install()
+        with pytest.raises(KeyboardInterrupt):
+            with interrupt.held():
+                signal.raise_signal(signal.SIGINT)
+                steps.append("after the signal")
+            steps.append("after the step")
+            interrupt.check()
+        with pytest.raises(KeyboardInterrupt):  # outside, it is raised where it lands, as Python does
+            signal.raise_signal(signal.SIGINT)
+            steps.append("never")
+    finally:
+        interrupt.install()  # forgets them
+        signal.signal(signal.SIGINT, previous)
+    assert steps == ["after the signal", "after the step"]
 
 
 def start(tmp_path, name):
