@@ -61,8 +61,8 @@ def off_the_alternate_stack(signum: int) -> None:
 
 @contextmanager
 def held() -> Iterator[None]:
-    """A step a Ctrl-C must not cut in two (publishing a build, removing a temporary one, writing
-    the results): a SIGINT that lands in it is recorded, not raised, and the next check() raises it."""
+    """A step a Ctrl-C must not cut in two (publishing a build, writing the results): a SIGINT that
+    lands in it is recorded, not raised, and the next check() raises it."""
     global _holding
     _holding += 1
     try:
