@@ -3,7 +3,8 @@ discards it there when that is a destructor, a callback or another thread ("Exce
 in: ... KeyboardInterrupt"): measured, 4 of 23 interrupts of a cold run were lost so, and the run
 printed its table with exit code 0. The signal is therefore also recorded when it arrives, and
 every stage boundary and progress update raises it again (`check`). The few steps that must not
-be cut in two are `held()`: there the signal is only recorded.
+be cut in two are `held()`, and so is all that follows a run's last moment (`hold_to_the_end`):
+there the signal is only recorded.
 
 The handler also runs on the thread's own stack, never on an alternate signal stack
 (`off_the_alternate_stack`): OpenVINO's CPU plugin gives the thread that loads it an alternate
@@ -41,7 +42,9 @@ def _record_and_raise(signum, frame) -> None:
 
 def install() -> None:
     """Record every SIGINT from now on, and raise KeyboardInterrupt where it lands as Python does."""
+    global _holding
     _received.clear()
+    _holding = 0
     signal.signal(signal.SIGINT, _record_and_raise)
     off_the_alternate_stack(signal.SIGINT)
 
@@ -69,6 +72,19 @@ def held() -> Iterator[None]:
         yield
     finally:
         _holding -= 1
+
+
+def hold_to_the_end() -> None:
+    """From here to the process's exit a SIGINT is recorded, not raised: the run is past its last
+    moment, and what remains (writing the table and files, freeing the runtimes: tens of ms, where
+    a Ctrl-C ended in a traceback) must not be cut in two."""
+    global _holding
+    _holding += 1
+
+
+def received() -> bool:
+    """Whether a SIGINT came since install()."""
+    return _received.is_set()
 
 
 def check() -> None:

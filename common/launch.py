@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from . import interrupt
 from .files import remove_unfinished
-from .spec import INTERRUPTED, ProofPoint
+from .spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED, ProofPoint
 
 
 def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
@@ -38,10 +38,13 @@ def launch(spec: ProofPoint, argv: Optional[Sequence[str]] = None) -> int:
         signal.signal(signal.SIGINT, previous)
     interrupt.install()
     try:
-        return main(spec, argv, args)
+        code = main(spec, argv, args)
     finally:
-        # Everything is printed and written; what remains is the runtimes' teardown, where a Ctrl-C
-        # would end the interpreter by the signal, silently and with no exit code of ours, and the
+        # Everything is printed and written; what remains is the interpreter's teardown, where a
+        # Ctrl-C would end it by the signal, silently and with no exit code of ours, and the
         # temporaries whose removal a Ctrl-C cut short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         remove_unfinished()
+    if code == 0 and interrupt.received():
+        print(f"{spec.name}: {CTRL_C_AFTER_THE_LAST_MOMENT}", file=sys.stderr)
+    return code

@@ -43,9 +43,11 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None,
     try:
         run(spec, args)
     except UserError as exc:
+        interrupt.hold_to_the_end()  # the run's builds are freed as this block ends
         print(f"{spec.name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        interrupt.hold_to_the_end()
         print(f"{spec.name}: {INTERRUPTED}", file=sys.stderr)
         return 130
     return 0
@@ -308,11 +310,11 @@ def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
     document = results_document(args, plan, provenance, choice, timed,
                                 notes_for(spec, args, plan, choice, runs[1]), runs)
     interrupt.check()  # the last moment: after it the table and the files are written, all of them
-    with interrupt.held():
-        print(format_table(runs))
-        print(format_notes(document))
-        if args.json:
-            write_json(args.json, document)
-        if args.mismatches:
-            write_mismatches(args.mismatches, plan.examples, reference, result)
+    interrupt.hold_to_the_end()  # and the runtimes freed as this function returns
+    print(format_table(runs))
+    print(format_notes(document))
+    if args.json:
+        write_json(args.json, document)
+    if args.mismatches:
+        write_mismatches(args.mismatches, plan.examples, reference, result)
     return document

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 INTERRUPTED = "interrupted; no partial build or results file was left behind"
+CTRL_C_AFTER_THE_LAST_MOMENT = "Ctrl-C came as the run was finishing; its table and files are whole"
 
 
 @dataclass(frozen=True)
