@@ -42,14 +42,17 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None,
         args = parse_command_line(spec, argv)
     try:
         run(spec, args)
-    except UserError as exc:
+    except (KeyboardInterrupt, Exception) as exc:
         interrupt.hold_to_the_end()  # the run's builds are freed as this block ends
-        print(f"{spec.name}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        interrupt.hold_to_the_end()
-        print(f"{spec.name}: {INTERRUPTED}", file=sys.stderr)
-        return 130
+        # A library may turn a Ctrl-C into an error of its own: OpenVINO's converter raises
+        # RuntimeError("... KeyboardInterrupt") when one lands in a Python callback it calls.
+        if isinstance(exc, KeyboardInterrupt) or interrupt.received():
+            print(f"{spec.name}: {INTERRUPTED}", file=sys.stderr)
+            return 130
+        if isinstance(exc, UserError):
+            print(f"{spec.name}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

@@ -8,13 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import bert_tiny
 from bench.interrupt_window import send_ctrl_c, start_cold_run
 from common import interrupt
 from common.cache import STATE_FILE, BuildCache
+from common.proofpoint import main
 from common.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED
 from conftest import ROOT, requires_openvino
 
@@ -97,6 +100,37 @@ def test_a_ctrl_c_in_a_held_step_is_raised_by_the_next_check_not_inside_it():
         interrupt.install()  # forgets them
         signal.signal(signal.SIGINT, previous)
     assert steps == ["after the signal", "after the step"]
+
+
+@requires_openvino
+def test_a_ctrl_c_that_openvino_turns_into_its_own_error_ends_the_run_as_an_interrupt(
+        tiny_checkpoint, data_file, tmp_path, monkeypatch, capsys):
+    """Seen in the 30-moment test: a Ctrl-C landing in the Python telemetry callback that OpenVINO's
+    converter calls from C++ came out as RuntimeError ("Converting input model\nKeyboardInterrupt"),
+    and the run ended in a traceback, exit code 1."""
+    Telemetry = pytest.importorskip("openvino_telemetry.main").Telemetry
+    send_event, called_by_the_converter = Telemetry.send_event, []
+
+    def ctrl_c_in_the_callback(self, *args, **kwargs):
+        if Path(sys._getframe(1).f_code.co_filename).parts[-2:] == ("frontend", "frontend.py"):
+            called_by_the_converter.append(True)
+            signal.raise_signal(signal.SIGINT)
+        return send_event(self, *args, **kwargs)
+
+    monkeypatch.setattr(Telemetry, "send_event", ctrl_c_in_the_callback)
+    cache = tmp_path / "cache"
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupt.install()
+        code = main(bert_tiny.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
+                                     "--backend", "openvino", "--precision", "fp32",
+                                     "--cache-dir", str(cache)])
+    finally:
+        interrupt.install()  # forgets it
+        signal.signal(signal.SIGINT, previous)
+    assert called_by_the_converter, "OpenVINO's converter no longer calls telemetry from C++"
+    assert code == 130 and capsys.readouterr().err.strip().splitlines()[-1].endswith(INTERRUPTED)
+    assert not any((cache / "tmp").iterdir()) and not any((cache / "entries").glob("ov-*"))
 
 
 def start(tmp_path, name):
