@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _received = threading.Event()
-_holding = 0  # depth of held() regions; the handler runs on the main thread, between bytecodes
+_holding = 0  # held() regions entered, and hold_to_the_end(); the handler runs between bytecodes
 SA_ONSTACK = 0x08000000  # Linux on x86-64 and AArch64
 
 
