@@ -64,8 +64,8 @@ def off_the_alternate_stack(signum: int) -> None:
 
 @contextmanager
 def held() -> Iterator[None]:
-    """A step a Ctrl-C must not cut in two (publishing a build, writing the results): a SIGINT that
-    lands in it is recorded, not raised, and the next check() raises it."""
+    """A step a Ctrl-C must not cut in two (publishing a build): a SIGINT that lands in it is
+    recorded, not raised, and the next check() raises it."""
     global _holding
     _holding += 1
     try:
@@ -89,5 +89,5 @@ def received() -> bool:
 
 def check() -> None:
     """Raise KeyboardInterrupt if a SIGINT came, even one that Python discarded where it landed."""
-    if _received.is_set():
+    if received():
         raise KeyboardInterrupt
