@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import UserError, first_line
 from .files import file_sha256
+from .tables import OPENERS, READ_HERE, Table, from_dataset, numbers, read_text_table
 
 DEFAULT_DATASET = "stanfordnlp/sst2"
 # the original proof points' dataset: SST with float sentiment in [0, 1], evaluated on its test split
@@ -26,12 +27,12 @@ FILE_FORMATS = {
 }
 
 
-def data_identity(location: str, table) -> dict:
+def data_identity(location: str, table: Table) -> dict:
     """SHA-256 of a local file; the `datasets` fingerprint of a hub split."""
     path = Path(location).expanduser()
     if path.is_file():
         return {"sha256": file_sha256(path)}
-    return {"datasets_fingerprint": getattr(table, "_fingerprint", "unknown")}
+    return {"datasets_fingerprint": table.fingerprint or "unknown"}
 
 
 def data_format(path: Path) -> str | None:
@@ -97,7 +98,7 @@ class Examples:
         return [f"{a}\t{b}" for a, b in zip(self.sentences, self.pairs)]
 
 
-def _local_split(table, source: str, split: str | None):
+def _local_split(table: Table, source: str, split: str | None) -> Table:
     """A local file is read whole; with a split named, only the rows of its 'split' column that
     hold that name (a file without one is refused: it would be read whole while the JSON said
     otherwise)."""
@@ -106,18 +107,26 @@ def _local_split(table, source: str, split: str | None):
     if "split" not in table.column_names:
         raise UserError(f"--split {split}: '{source}' is one table (no 'split' column); leave "
                         "--split out, or use a file with a split column")
-    rows = table.filter(lambda row: row["split"] == split)
+    rows = table.rows([i for i, value in enumerate(table["split"]) if str(value) == split])
     if len(rows) == 0:
         raise UserError(f"--split {split}: no row of '{source}' has it (its splits: "
                         f"{', '.join(sorted(set(map(str, table['split']))))})")
     return rows
 
 
-def _load_table(source: str, split: str | None, config: str | None = None):
-    import datasets
-
+def _datasets(needed_for: str):
+    """The `datasets` package, quiet; one line where it is not installed."""
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(f"{needed_for} needs the datasets package (pip install datasets); local "
+                        f"{', '.join(READ_HERE)} files do not") from None
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    return datasets
+
+
+def _load_table(source: str, split: str | None, config: str | None = None) -> Table:
     path = Path(source).expanduser()
     kind = data_format(path)
     if kind is not None or path.exists():
@@ -127,21 +136,34 @@ def _load_table(source: str, split: str | None, config: str | None = None):
             raise UserError(f"data file '{source}' has an unknown format; use one of "
                             f"{', '.join(FILE_FORMATS)} (text formats may end in "
                             f"{', '.join(COMPRESSIONS)})")
-        builder, options = FILE_FORMATS[kind]
-        try:
-            table = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
-        except Exception as exc:  # datasets wraps parser errors in many types
-            if "corresponds to no data" in str(exc):  # what datasets says of a header-only file
-                raise UserError(f"'{source}' has no rows") from None
-            raise UserError(f"cannot read '{source}': {first_line(exc)}") from None
+        if kind in READ_HERE and path.suffix.lower() in (kind, *OPENERS):
+            table = read_text_table(path, kind, source)
+        else:
+            table = _read_with_datasets(path, kind, source)
+        if len(table) == 0:
+            raise UserError(f"'{source}' has no rows")
         return _local_split(table, source, split)
+    datasets = _datasets(f"hub dataset '{source}'")
     try:
-        return datasets.load_dataset(source, config, split=split)
+        return from_dataset(datasets.load_dataset(source, config, split=split))
     except ValueError as exc:
         raise UserError(f"dataset '{source}' has no split '{split}': {first_line(exc)}") from None
     except Exception as exc:
         raise UserError(f"cannot load dataset '{source}' from the hub: {first_line(exc)}; "
                         f"{LOCAL_DATA_HINT.format(flag='--dataset')}") from None
+
+
+def _read_with_datasets(path: Path, kind: str, source: str) -> Table:
+    """Parquet, JSON and zstd-compressed files, read by `datasets`."""
+    datasets = _datasets(f"reading '{source}'")
+    builder, options = FILE_FORMATS[kind]
+    try:
+        dataset = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as exc:  # datasets wraps parser errors in many types
+        if "corresponds to no data" in str(exc):  # what datasets says of a header-only file
+            raise UserError(f"'{source}' has no rows") from None
+        raise UserError(f"cannot read '{source}': {first_line(exc)}") from None
+    return from_dataset(dataset)
 
 
 def find_columns(names: list[str], wanted: Columns, source: str, with_label: bool = True
@@ -226,7 +248,7 @@ def load_examples(source: str, split: str | None = None, limit: int | None = Non
     table = _load_table(source, split, config)
     used = find_columns(table.column_names, columns, source, with_label=labels is not None)
     if limit is not None:
-        table = table.select(range(min(limit, len(table))))
+        table = table.rows(list(range(min(limit, len(table)))))
     if len(table) == 0:
         raise UserError(f"'{source}' has no rows" + (" (after --limit)" if limit is not None else ""))
     sentences = _texts(table, used.text, source)
@@ -234,7 +256,7 @@ def load_examples(source: str, split: str | None = None, limit: int | None = Non
     ids, rule = np.zeros(len(sentences), dtype=np.int64), ""
     if labels is not None:
         try:
-            ids, rule = label_ids(table[used.label], labels)
+            ids, rule = label_ids(numbers(table[used.label]), labels)
         except UserError as exc:
             raise UserError(f"'{source}' {exc}") from None
     return Examples(sentences=sentences, labels=ids, identity=data_identity(source, table),
