@@ -8,12 +8,15 @@ accuracy and its agreement with eager. Every runner is built by the product's ba
 (`backend.build`; the two measured alternatives to ONNX Runtime's default, its graph unoptimised and
 its offline BERT fusions, are recipe overrides), timed with `evaluate.measure` (the runners take
 turns each round) and scored with `evaluate.run_metrics`. Also this machine's matrix-multiply rate
-per precision (fp32, bf16, int8), measured in the same run, and each runner's achieved GFLOP/s as
-a share of the rate at its precision.
+per precision (fp32, bf16, int8; on a GPU host the GPU's fp32, bf16 and fp16 too), measured in the
+same run, and each runner's achieved GFLOP/s as a share of the rate at its precision on its device.
+On a GPU host the `-cuda` runners build for the GPU (PyTorch-compiled, its recipe's measured
+alternatives, and eager fp16 as PyTorch gives it); elsewhere they are skipped, saying so.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import sys
@@ -29,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from bench.report import rows_table  # noqa: E402
 from common.backends import onnxruntime as ort_backend  # noqa: E402
 from common.backends import openvino as ov_backend  # noqa: E402
+from common.backends import torch_compile as tc_backend  # noqa: E402
+from common import gpu  # noqa: E402
 from common.backends.base import BuildOptions, Calibration, Runner  # noqa: E402
 from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import Encoded, make_batches, tokenize  # noqa: E402
@@ -37,6 +42,7 @@ from common.calibration import draw_calibration, draw_indices  # noqa: E402
 from common.checkpoints import Checkpoint, load_checkpoint, weights_digest  # noqa: E402
 from common.cpu import cpu_info, cpu_summary, usable_cpus  # noqa: E402
 from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
+from common.export import model_input_names  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 from common.provenance import started  # noqa: E402
 from common.paths import SHARED  # noqa: E402
@@ -66,8 +72,19 @@ BUILDS = {
         precision="int8", remainder="bf16", recipe=(("float_kinds", FFN_SCORES),))),
     "ort-int8-static-ffn-float": (ort_backend, BuildOptions(
         precision="int8", quantization="static", recipe=(("float_kinds", FFN),))),
+    "torch_compile-fp32": (tc_backend, BuildOptions(precision="fp32")),
+    "torch_compile-bf16": (tc_backend, BuildOptions(precision="bf16")),
+    # on a GPU: what auto trials there, and the measured alternatives to its recipe
+    "torch_compile-fp16-cuda": (tc_backend, BuildOptions(precision="fp16", device="cuda")),
+    "torch_compile-bf16-cuda": (tc_backend, BuildOptions(precision="bf16", device="cuda")),
+    "torch_compile-fp16-cuda-static": (tc_backend, BuildOptions(
+        precision="fp16", device="cuda", recipe=(("dynamic", False),))),
+    "torch_compile-fp16-cuda-no-graphs": (tc_backend, BuildOptions(
+        precision="fp16", device="cuda", recipe=(("cuda_graphs", False),))),
+    "torch_compile-fp16-cuda-unbucketed": (tc_backend, BuildOptions(
+        precision="fp16", device="cuda", recipe=(("length_bucket", 1),))),
 }
-RUNNERS = ("pytorch-eager", "pytorch-bf16", *BUILDS)
+RUNNERS = ("pytorch-eager", "pytorch-bf16", "pytorch-fp16-cuda", *BUILDS)
 VOCAB = 30522
 CALIBRATION_SAMPLES = 1000
 
@@ -137,9 +154,29 @@ def gemm_rates(n: int = 2048, repeats: int = 10) -> dict[str, float | None]:
     return rates
 
 
+def gpu_gemm_rates(n: int = 8192, repeats: int = 10) -> dict[str, float | None]:
+    """The GPU's ceilings, as gemm_rates (TF32 off: fp32 is fp32), timed with the device
+    synchronised; {} without a GPU."""
+    if gpu.cuda_problem() is not None:
+        return {}
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rates = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16),
+                             ("fp16", torch.float16)):
+        a, b = (torch.randn(n, n, device="cuda", dtype=dtype) for _ in range(2))
+
+        def mm():
+            torch.mm(a, b)
+            torch.cuda.synchronize()
+
+        mm()
+        rates[precision] = 2 * n ** 3 / min(_timed(mm) for _ in range(repeats)) / 1e9
+    return rates
+
+
 def row_precision(runner: str) -> str:
     """The precision whose matrix-multiply rate bounds the runner (INT8's float remainder aside)."""
-    return "int8" if "int8" in runner else "bf16" if "bf16" in runner else "fp32"
+    return next((p for p in ("int8", "bf16", "fp16") if p in runner), "fp32")
 
 
 def _timed(fn) -> float:
@@ -160,6 +197,21 @@ def pytorch_bf16(model: torch.nn.Module) -> Runner:
                   predict=predict, runtime=fp32.runtime)
 
 
+def pytorch_fp16_cuda(model: torch.nn.Module) -> Runner:
+    """The model in fp16 on the GPU, eager: what PyTorch gives there without compiling; the copies
+    to and from the GPU timed, as the built runners'."""
+    names = model_input_names(model)
+    on_gpu = copy.deepcopy(model).to(device="cuda", dtype=torch.float16).eval()
+
+    @torch.inference_mode()
+    def predict(batch):
+        inputs = {name: torch.from_numpy(batch[name]).to("cuda") for name in names}
+        return on_gpu(**inputs).logits.float().cpu().numpy()
+
+    return Runner(name="pytorch-fp16-cuda", backend="pytorch", device="cuda", precision="fp16",
+                  predict=predict)
+
+
 def build_runners(checkpoint: Checkpoint, example, calibration: Calibration, cache: BuildCache,
                   only: set[str]) -> dict[str, Runner]:
     """pytorch-eager: the reference. The rest through the backends' own build."""
@@ -168,12 +220,19 @@ def build_runners(checkpoint: Checkpoint, example, calibration: Calibration, cac
         runners["pytorch-eager"] = reference_runner(checkpoint.model)
     if "pytorch-bf16" in only:
         runners["pytorch-bf16"] = pytorch_bf16(checkpoint.model)
+    no_gpu = gpu.cuda_problem()
+    if "pytorch-fp16-cuda" in only and not no_gpu:
+        runners["pytorch-fp16-cuda"] = pytorch_fp16_cuda(checkpoint.model)
     bf16_here = any(c.precision == "bf16" for c in ov_backend.candidates("cpu", None))
     for name, (backend, options) in BUILDS.items():
         if name not in only:
             continue
-        if "bf16" in (options.precision, options.remainder) and not bf16_here:
+        if backend is ov_backend and "bf16" in (options.precision, options.remainder) \
+                and not bf16_here:
             print(f"{name}: skipped, OpenVINO compiles no bf16 on this CPU", file=sys.stderr)
+            continue
+        if options.device == "cuda" and no_gpu:
+            print(f"{name}: skipped, {no_gpu}", file=sys.stderr)
             continue
         runners[name] = backend.build(checkpoint, example, options=options, cache=cache,
                                       calibration=calibration)
@@ -181,7 +240,8 @@ def build_runners(checkpoint: Checkpoint, example, calibration: Calibration, cac
 
 
 def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibration: Calibration,
-                  cache: BuildCache, only: set[str], rounds: int, gemm: dict) -> list[dict]:
+                  cache: BuildCache, only: set[str], rounds: int, gemm: dict,
+                  gpu_gemm: dict) -> list[dict]:
     """Each runner's accuracy pass (after a warm-up batch), then the runners timed in turns;
     run_metrics against pytorch-eager. Accuracy only where the labels mean something."""
     runners = build_runners(checkpoint, batches.inputs[0], calibration, cache, only)
@@ -198,7 +258,7 @@ def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibrati
                           evaluations[eager] if eager and role == "built" else None,
                           timings[eager] if eager and role == "built" else None)
         seconds_per_pass = batches.count / row["throughput"]["median"]
-        ceiling = gemm[row_precision(name)]
+        ceiling = (gpu_gemm if row["device"] == "cuda" else gemm).get(row_precision(name))
         row.update(model=model, runner=name, precision=row_precision(name),
                    accuracy=row["accuracy"] if labels is not None else None,
                    gflops=flops / seconds_per_pass / 1e9,
@@ -239,23 +299,27 @@ def main(argv=None) -> int:
         models = [(shape, random_checkpoint(shape)) for shape in args.models.split(",")]
         labels = None
     batches = make_batches(evaluation, args.batch_size)
-    gemm = gemm_rates()
+    gemm, gpu_gemm = gemm_rates(), gpu_gemm_rates()
     rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in gemm.items())
+    gpu_rates = ", ".join(f"{p} {r:.0f}" for p, r in gpu_gemm.items())
     print(f"sentences: {len(evaluation)} ({source}), batch size {args.batch_size}, "
-          f"{args.rounds} rounds; GEMM 2048^3 (GFLOP/s, GOP/s for int8): {rates}\n{cpu_summary()}")
+          f"{args.rounds} rounds; GEMM 2048^3 (GFLOP/s, GOP/s for int8): {rates}\n{cpu_summary()}"
+          + (f"\nGPU GEMM 8192^3 (GFLOP/s): {gpu_rates}\n{gpu.gpu_summary(gpu.gpu_info())}"
+             if gpu_gemm else ""))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = BuildCache(Path(tmp))
         for model, checkpoint in models:
             rows += measured_rows(model, checkpoint, batches, labels, calibration, cache, only,
-                                  args.rounds, gemm)
+                                  args.rounds, gemm, gpu_gemm)
     print(rows_table(rows))
     if args.json:
         write_atomic(Path(args.json), json.dumps({**provenance,
-            "gemm_rates": gemm, "rows": rows, "sentences": source, "batch_size": args.batch_size,
+            "gemm_rates": gemm, "gpu_gemm_rates": gpu_gemm, "gpu": gpu.gpu_info(), "rows": rows, "sentences": source, "batch_size": args.batch_size,
             "rounds": args.rounds, "model": args.model, "cpu": cpu_info(),
             "threads": usable_cpus(), "platform": platform.platform(),
-            "versions": {**ort_backend.library_versions(), **ov_backend.library_versions()}},
+            "versions": {**ort_backend.library_versions(), **ov_backend.library_versions(),
+                         **tc_backend.library_versions()}},
             indent=2) + "\n")
     return 0
 

@@ -9,6 +9,7 @@ from .backends import CHOICES
 from .backends.base import FLOAT_PRECISIONS, QUANTIZATIONS
 from .cache import REBUILD_POLICIES, default_cache_dir
 from .flags import DEFAULT_SEED
+from .gpu import DEVICES
 from .sst2 import DEFAULT_DATASET
 
 DEFAULT_BATCH_SIZE = 32
@@ -94,10 +95,12 @@ def add_build_flags(p: argparse.ArgumentParser, num_chips: int) -> None:
     """Which build, its cache, the batching and the timing, and where results go."""
     p.add_argument("--backend", choices=CHOICES, default="auto",
                    help="auto: GroqFlow where GroqWare and a GroqChip are here; else the fastest "
-                        "build of OpenVINO and ONNX Runtime that agrees with the reference, "
-                        "measured on this host")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="where the built model runs; cuda: ONNX Runtime, fp16 (needs onnxruntime-gpu)")
+                        "build of OpenVINO, ONNX Runtime and PyTorch-compiled (torch_compile) "
+                        "that agrees with the reference, measured on this host")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the built model runs (the reference: always the CPU); auto "
+                        "(default): a GroqChip, else a CUDA GPU torch can use, else the CPU; "
+                        "cuda: torch_compile (fp16, bf16, fp32), ONNX Runtime with onnxruntime-gpu")
     p.add_argument("--num-chips", type=int_in(1, 64),
                    help=f"GroqFlow: GroqChip processors to build for, 1, 2, 4, 8, 16, 32 or 64 "
                         f"(default: {num_chips})")

@@ -27,7 +27,7 @@ def model_input_names(model: torch.nn.Module) -> tuple[str, ...]:
     return tuple(name for name in INPUT_NAMES if name in parameters)
 
 
-class _LogitsByName(torch.nn.Module):
+class LogitsByName(torch.nn.Module):
     """The classifier as a function of its named inputs, returning logits only."""
 
     def __init__(self, model: torch.nn.Module, names: tuple[str, ...]):
@@ -71,7 +71,7 @@ def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> tuple[str
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(_LogitsByName(eager_attention_copy(model), names), args, str(path),
+            torch.onnx.export(LogitsByName(eager_attention_copy(model), names), args, str(path),
                               **legacy, input_names=list(names), output_names=["logits"],
                               dynamic_axes={**axes, "logits": {0: "batch"}},
                               opset_version=OPSET, do_constant_folding=True)

@@ -8,8 +8,8 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from . import fidelity, interrupt
-from .backends import backend_module, candidates_for, versions_of
+from . import fidelity, gpu, interrupt
+from .backends import backend_module, candidates_for, hosted, versions_of
 from .backends.base import BuildOptions, Calibration, Candidate, Runner
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
@@ -62,7 +62,8 @@ def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoi
     int8 = candidate.precision == "int8"
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
                         min_agreement=getattr(args, "min_agreement", None) if int8 else None,
-                        quantization=getattr(args, "quantization", "static"), device=args.device,
+                        quantization=getattr(args, "quantization", "static"),
+                        device=candidate.device,
                         num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
                         max_length=args.max_length)
 
@@ -86,14 +87,22 @@ def with_accuracy_control(candidates: list[Candidate], min_agreement: float | No
     return kept
 
 
-def compared_floats(candidates: list[Candidate], device: str) -> list[Candidate]:
-    """The float builds that an INT8 trial times beside its candidates (never chosen): those of
-    the same host backends, so that the run can say when INT8 buys no speed here."""
+def compared_floats(candidates: list[Candidate], device: str, forced: bool = False
+                    ) -> list[Candidate]:
+    """The float builds that an INT8 trial times beside its candidates (never chosen), so that
+    the run can say when INT8 buys no speed here: where it trials INT8 builds, those of the same
+    host backends; on a GPU host whose INT8 runs on the CPU, unless the flags force the build, the
+    GPU's float builds (beside a single INT8 build too)."""
     backends = [name for name in dict.fromkeys(c.backend for c in candidates)
                 if not backend_module(name).STATIC_SHAPE]
-    if len(candidates) < 2 or not backends or candidates[0].precision != "int8":
+    if not backends or candidates[0].precision != "int8":
         return []
-    return [c for name in backends for c in backend_module(name).candidates(device, None)]
+    where = candidates[0].device
+    floats = [c for name in backends for c in backend_module(name).candidates(where, None)] \
+        if len(candidates) > 1 else []
+    if device == "cuda" and where != device and not forced:
+        floats += [c for c in hosted(device, None) if c not in floats]
+    return floats
 
 
 def forced_by(args: argparse.Namespace) -> str:
@@ -163,6 +172,7 @@ class Plan:
     cache: BuildCache
     candidates: list
     backends_note: str
+    device: str  # the run's accelerator: cuda, groqchip or cpu (the reference is always the CPU)
     calibrate: bool
     flag_notes: list
     sources: dict
@@ -179,8 +189,9 @@ def resolve_plan(spec: ProofPoint, args: argparse.Namespace) -> Plan:
             check_writable_target(path, flag)
     cache = BuildCache(args.cache_dir, args.rebuild)
     quantization = args.quantization if spec.quantize else None
-    candidates, backends_note = candidates_for(args.backend, args.device, quantization,
-                                               getattr(args, "precision", "auto"))
+    offer = candidates_for(args.backend, args.device, quantization,
+                           getattr(args, "precision", "auto"))
+    candidates, backends_note = offer.candidates, offer.note
     calibrate = spec.quantize and args.quantization == "static"
     candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None),
                                        quantization, getattr(args, "validation_samples", 0))
@@ -193,8 +204,8 @@ def resolve_plan(spec: ProofPoint, args: argparse.Namespace) -> Plan:
     interrupt.check()
     if args.rebuild != "never":
         cache.ensure_writable()
-    return Plan(cache, candidates, backends_note, calibrate, flag_notes, sources, checkpoint,
-                examples, calibration)
+    return Plan(cache, candidates, backends_note, offer.device, calibrate, flag_notes, sources,
+                checkpoint, examples, calibration)
 
 
 def announce(spec: ProofPoint, args: argparse.Namespace, plan: Plan) -> None:
@@ -249,8 +260,11 @@ def decide(args: argparse.Namespace, plan: Plan, builds: Builds, reference) -> C
                "data": {**examples.identity, "samples": len(examples.sentences)},
                "calibration": plan.calibration.cache_parts() if plan.calibration else None,
                **fidelity.rule_in_key(min_agreement)}
+    compared = compared_floats(plan.candidates, plan.device, bool(forced))
+    if any(c.device == "cuda" for c in [*plan.candidates, *compared]):
+        context["gpu"] = gpu.gpu_info()  # what a GPU build's speed was measured on
     return choose(plan.candidates, builds.build, reference, builds.batches, plan.cache, context,
-                  compared=compared_floats(plan.candidates, args.device),
+                  compared=compared,
                   recipe_of=builds.recipe_of, min_agreement=min_agreement,
                   described=f"{len(examples.sentences)} sentences of "
                             f"{plan.sources['dataset'].location}",

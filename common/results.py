@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .cpu import cpu_info, cpu_summary, thread_budget
 from .files import write_results_file
+from . import gpu
 from .provenance import package_versions
 
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
@@ -23,6 +24,7 @@ def environment(extra_versions: dict[str, str]) -> dict:
             "cpu": info["model"], "cpu_family": info["family"], "cpu_flags": info["flags"],
             "cpu_count": os.cpu_count(),
             "threads": thread_budget(), "torch_threads": torch.get_num_threads(),
+            "gpu": gpu.gpu_info(),
             "versions": {**package_versions("numpy", "datasets", "tokenizers"), **extra_versions}}
 
 
@@ -101,7 +103,20 @@ def format_notes(document: dict) -> str:
                          f"fastest: the machine was busy and the speed figures are unreliable; "
                          f"--repeats {max(9, 3 * timing['rounds'])} "
                          "narrows the median")
-    return "\n".join(lines + document.get("notes", []) + [cpu_summary()])
+    return "\n".join(lines + document.get("notes", []) + [cpu_summary()] + gpu_lines(document))
+
+
+def gpu_lines(document: dict) -> list[str]:
+    """The GPU's line, like the CPU's, where a runner ran on it: what it is and the peak memory
+    each runner's calls saw allocated."""
+    on_gpu = [run for run in document["runs"] if run["device"] == "cuda"]
+    info = document["environment"].get("gpu") if on_gpu else None
+    if info is None:
+        return []
+    peaks = [f"{run['name']} {run['runtime']['gpu_peak_allocated_bytes'] / 2**20:.0f} MiB"
+             for run in on_gpu if (run.get("runtime") or {}).get("gpu_peak_allocated_bytes")]
+    return [gpu.gpu_summary(info) + (f"; peak memory allocated during the calls of "
+                                 f"{', '.join(peaks)}" if peaks else "")]
 
 
 def int8_hint(int8_decisions: list[dict]) -> str | None:

@@ -70,7 +70,7 @@ class Choice:
     def banner(self) -> str:
         """One line: what was chosen, and on what evidence; every build named as it ran."""
         rec = self.record
-        ran = f"{self.runner.backend} {self.runner.precision}"  # read back, not the request
+        ran = f"{self.runner.backend} {self.runner.precision}" + where(self.runner)  # read back
         if not rec["trial"]:
             return f"backend: {ran} ({rec['why']})"
         entries = {c["candidate"]: c for c in rec["candidates"]}
@@ -138,9 +138,15 @@ def first_pass(runner: Runner, pieces: Sequence[dict], budget: float
     return outputs, done / (time.perf_counter() - start)
 
 
+def where(runner: Runner) -> str:
+    """" on cuda" for a runner on the GPU: the CPU is where builds run unless said."""
+    return f" on {runner.device}" if runner.device == "cuda" else ""
+
+
 def _entry(candidate: Candidate, runner: Optional[Runner], compared: bool) -> dict:
     entry = {"candidate": str(candidate), "backend": candidate.backend,
-             "precision": candidate.label, "ran": runner.name if runner else str(candidate)}
+             "precision": candidate.label,
+             "ran": runner.name + where(runner) if runner else str(candidate)}
     if runner is not None:
         entry["in_flight"] = runner.in_flight
     if compared:
@@ -293,7 +299,7 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
     holds what the decision depends on besides the host, the candidates and their recipes
     (`recipe_of`), and the trial's sentences: weights, data, batching, calibration. `--rebuild
     always` trials again; `--rebuild never` reads a cached decision and never writes one."""
-    if len(candidates) == 1:
+    if len(candidates) == 1 and not compared:
         (candidate,) = candidates
         return Choice(candidate, build(candidate), {
             "trial": False, "candidates": [{"candidate": str(candidate), "backend": candidate.backend,

@@ -213,3 +213,40 @@ requires_shared = pytest.mark.skipif(not (SHARED / "models").is_dir(),
 # PROOF_POINTS_LONG_TESTS=1 is set, by hand: .ci/run leaves them out (docs/testing.md).
 long_test = pytest.mark.skipif(not os.environ.get("PROOF_POINTS_LONG_TESTS"),
                                reason="minutes long: set PROOF_POINTS_LONG_TESTS=1")
+
+
+# A GPU, simulated: torch "can use" CUDA, and a build on it runs on the CPU, so that --device, the
+# candidates, the trial, the labels and the report of a GPU host run here (CI has no GPU).
+SIMULATED_GPU = {"name": "Simulated GPU", "memory_bytes": 80 * 2**30, "compute_capability": "9.0",
+                 "multiprocessors": 132, "driver": "580.0", "cuda_runtime": "13.0", "devices": 1}
+
+
+@pytest.fixture
+def simulated_gpu(monkeypatch):
+    import torch
+
+    from common import gpu
+
+    monkeypatch.setattr(gpu, "cuda_problem", lambda: None)
+    monkeypatch.setattr(gpu, "torch_device", lambda device: torch.device("cpu"))
+    monkeypatch.setattr(gpu, "gpu_info", lambda: dict(SIMULATED_GPU))
+    return SIMULATED_GPU
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """Whatever this host has, torch finds no GPU."""
+    from common import gpu
+
+    monkeypatch.setattr(gpu, "cuda_problem", lambda: "torch 2.x (CUDA 13.0) finds no usable GPU")
+    monkeypatch.setattr(gpu, "gpu_info", lambda: None)
+
+
+@pytest.fixture
+def quick_compile(monkeypatch):
+    """torch_compile builds through dynamo's `eager` backend: the backend's own code in a second
+    or two, without inductor's code generation (tests/test_torch_compile.py compiles with inductor
+    itself once)."""
+    from common.backends import torch_compile
+
+    monkeypatch.setitem(torch_compile.FLOAT_RECIPE, "compiler", "eager")

@@ -65,8 +65,8 @@ def test_an_export_that_answers_differently_is_refused(tiny_checkpoint, data_fil
     """Never a wrong export: a graph whose logits differ from PyTorch's is not built from."""
     from common import export
 
-    forward = export._LogitsByName.forward
-    monkeypatch.setattr(export._LogitsByName, "forward", lambda self, *x: forward(self, *x) * 1.5)
+    forward = export.LogitsByName.forward
+    monkeypatch.setattr(export.LogitsByName, "forward", lambda self, *x: forward(self, *x) * 1.5)
     line = _run_expecting_error(tiny_checkpoint, data_file, tmp_path, capsys)
     assert line.startswith("bert_tiny: error: the ONNX export of BertForSequenceClassification does "
                            "not reproduce PyTorch's logits (max |Δlogit| ")

@@ -469,15 +469,15 @@ def test_contract_what_the_state_file_does_not_say_is_unknown_not_the_request(
 
 
 def test_contract_device_cuda_never_picks_groqflow(groqflow, tiny_checkpoint, data_file, cache_dir,
-                                                  capsys):
-    import onnxruntime
-
-    code = _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--device", "cuda")
+                                                  capsys, simulated_gpu, quick_compile):
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--device", "cuda") == 0
     err = capsys.readouterr().err
     assert groqflow["groqit"] == []
     assert "GroqFlow not usable: --device cuda asks for a GPU" in err
-    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        assert code == 0  # ONNX Runtime on the GPU
-    else:  # this onnxruntime has no CUDA: one line saying so, not GroqFlow
-        assert code == 2 and err.strip().splitlines()[-1].startswith(
-            "bert_tiny: error: --device cuda needs onnxruntime-gpu")
+    assert "\nbackend: torch_compile " in err
+
+
+def test_contract_device_auto_takes_the_groqchip_before_a_gpu(groqflow, tiny_checkpoint,
+                                                             data_file, cache_dir, simulated_gpu):
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir) == 0
+    assert len(groqflow["groqit"]) == 1

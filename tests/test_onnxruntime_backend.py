@@ -36,18 +36,42 @@ def test_bert_fusions_apply_to_the_exported_graph(tiny_checkpoint, tmp_path):
                       "SkipLayerNormalization": 4}, counts
 
 
-@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
-                    reason="this host has a CUDA-capable onnxruntime")
-def test_cuda_without_a_gpu_is_one_clear_line(tiny_checkpoint, data_file, tmp_path, capsys):
+def test_cuda_without_a_gpu_is_one_clear_line(tiny_checkpoint, data_file, tmp_path, capsys, no_gpu):
     import bert_tiny
     from common.proofpoint import main
 
     code = main(bert_tiny.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
                                  "--cache-dir", str(tmp_path / "c"), "--device", "cuda"])
     assert code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("bert_tiny: error: --device cuda needs onnxruntime-gpu and an NVIDIA GPU")
-    assert not (tmp_path / "c" / "entries").exists() or not list((tmp_path / "c" / "entries").iterdir())
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "bert_tiny: error: --device cuda: torch 2.x (CUDA 13.0) finds no usable GPU; leave "
+        "--device out to run on the CPU"]
+    assert not (tmp_path / "c").exists()
+
+
+def test_onnxruntime_without_its_cuda_provider_offers_nothing_for_the_gpu(monkeypatch,
+                                                                         simulated_gpu):
+    """A GPU host with the CPU onnxruntime (stock PyTorch images): no CUDA candidate in auto's
+    trial, and asked for by name, one line saying why."""
+    import onnxruntime
+
+    from common.backends import candidates_for
+    from common.errors import UserError
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert ort_backend.candidates("cuda", None) == ()
+    assert [str(c) for c in candidates_for("auto", "auto", None).candidates] == [
+        "torch_compile fp16 on cuda", "torch_compile bf16 on cuda"]
+    with pytest.raises(UserError, match=r"^onnxruntime builds nothing for --device cuda here \(its "
+                                        r"CUDA provider needs onnxruntime-gpu; this onnxruntime "
+                                        r"offers CPUExecutionProvider\); --backend torch_compile "
+                                        r"builds for the GPU$"):
+        candidates_for("onnxruntime", "cuda", None)
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert [str(c) for c in candidates_for("auto", "auto", None).candidates] == [
+        "onnxruntime fp16 on cuda", "onnxruntime fp32 on cuda", "torch_compile fp16 on cuda",
+        "torch_compile bf16 on cuda"]
 
 
 def test_fp16_build_has_half_weights_and_float_inputs_outputs(tiny_checkpoint, tmp_path):

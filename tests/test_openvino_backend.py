@@ -42,7 +42,7 @@ def test_candidates_are_what_openvino_can_compile_here(monkeypatch, capabilities
     assert [c.label for c in ov_backend.candidates("cpu", None)] == floats
     assert [c.label for c in ov_backend.candidates("cpu", "static")] == [f"int8+{p}" for p in floats]
     assert ov_backend.candidates("cpu", "dynamic") == () and ov_backend.candidates("cuda", None) == ()
-    found, _ = candidates_for("openvino", "cpu", None, "fp32")
+    found = candidates_for("openvino", "cpu", None, "fp32").candidates
     assert [str(c) for c in found] == ["openvino fp32"]
 
 
@@ -59,24 +59,34 @@ def test_a_precision_the_cpu_lacks_is_one_clear_line(monkeypatch, tiny_checkpoin
 
 
 def test_auto_offers_both_cpu_backends_and_only_onnxruntime_where_openvino_does_not_build(
-        monkeypatch):
+        monkeypatch, no_gpu):
     monkeypatch.setattr(ov_backend, "_core", lambda: FakeCore(["BF16", "FP32"]))
-    found, note = candidates_for("auto", "cpu", None)
-    assert [str(c) for c in found] == ["openvino fp32", "openvino bf16", "onnxruntime fp32"]
-    assert note.startswith("GroqFlow not usable")
-    found, _ = candidates_for("auto", "cpu", "static")
+    offer = candidates_for("auto", "auto", None)
+    assert [str(c) for c in offer.candidates] == ["openvino fp32", "openvino bf16",
+                                                  "onnxruntime fp32"]
+    assert offer.note.startswith("GroqFlow not usable") and offer.device == "cpu"
+    found = candidates_for("auto", "cpu", "static").candidates
     assert [str(c) for c in found] == ["openvino int8+fp32", "openvino int8+bf16",
                                        "onnxruntime int8+fp32"]
-    found, _ = candidates_for("auto", "cpu", "dynamic")
+    found = candidates_for("auto", "cpu", "dynamic").candidates
     assert [str(c) for c in found] == ["onnxruntime int8+fp32"]
     with pytest.raises(UserError, match="--quantization dynamic is not built by openvino"):
         candidates_for("openvino", "cpu", "dynamic")
-    with pytest.raises(UserError, match="openvino builds nothing for --device cuda here; pass "
-                                        "--backend onnxruntime"):
-        candidates_for("openvino", "cuda", None)
     with pytest.raises(UserError, match=r"^--precision fp16: openvino and onnxruntime on cpu "
                                         r"build fp32 or bf16 here$"):
         candidates_for("auto", "cpu", None, "fp16")
+
+
+def test_openvino_named_on_a_gpu_host_runs_on_the_cpu_unless_cuda_is_asked_for(
+        monkeypatch, simulated_gpu):
+    monkeypatch.setattr(ov_backend, "_core", lambda: FakeCore(["BF16", "FP32"]))
+    offer = candidates_for("openvino", "auto", None)
+    assert [str(c) for c in offer.candidates] == ["openvino fp32", "openvino bf16"]
+    assert offer.note == "no openvino build for the GPU here: it runs on the CPU"
+    with pytest.raises(UserError, match=r"^openvino builds nothing for --device cuda here \(OpenVINO "
+                                        r"builds for the CPU here\); --backend torch_compile "
+                                        r"builds for the GPU$"):
+        candidates_for("openvino", "cuda", None)
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,20 @@
 """Backend registry, and the builds that `auto` chooses among: GroqFlow alone where GroqWare and a
-GroqChip are here; else every build OpenVINO and ONNX Runtime offer on the device, one of which a
-measured trial picks (common/trial.py)."""
+GroqChip are here; else every build OpenVINO, ONNX Runtime and PyTorch-compiled offer on the
+device (a CUDA GPU torch can use, else the CPU), one of which a measured trial picks
+(common/trial.py)."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from .. import interrupt
 from ..errors import UserError, first_line
+from ..gpu import resolve_device
 from .base import Backend, Candidate
 
-BACKENDS = ("onnxruntime", "openvino", "groqflow")
+BACKENDS = ("onnxruntime", "openvino", "torch_compile", "groqflow")
 CHOICES = ("auto",) + BACKENDS
-HOST_BACKENDS = ("openvino", "onnxruntime")  # what runs where GroqFlow does not
+HOST_BACKENDS = ("openvino", "onnxruntime", "torch_compile")  # what runs where GroqFlow does not
 
 
 def import_failure(exc: ImportError, package: str) -> str:
@@ -46,45 +49,85 @@ def _usable(name: str) -> Backend:
     return module
 
 
-def _offered(name: str, device: str, quantization: str | None) -> tuple[Candidate, ...]:
-    """An explicitly named backend's builds; one line saying why when it has none."""
+def _named(name: str, device: str, quantization: str | None) -> tuple[Candidate, ...]:
+    """An explicitly named backend's builds on `device`: those `auto` trials and those it makes
+    on request only."""
     module = _usable(name)
     if quantization is not None and quantization not in module.QUANTIZATIONS:
         raise UserError(f"--quantization {quantization} is not built by {name} (it builds "
-                        f"{', '.join(module.QUANTIZATIONS)}); pass --backend onnxruntime")
-    found = module.candidates(device, quantization)
-    if not found:
-        raise UserError(f"{name} builds nothing for --device {device} here; "
-                        "pass --backend onnxruntime")
-    return found
+                        f"{', '.join(module.QUANTIZATIONS) or 'no INT8'}); pass --backend "
+                        "onnxruntime")
+    on_request = getattr(module, "on_request", lambda device, quantization: ())
+    return module.candidates(device, quantization) + on_request(device, quantization)
+
+
+def hosted(device: str, quantization: str | None) -> list[Candidate]:
+    """What `auto` trials on `device` where GroqFlow does not run: every installed host
+    backend's candidates there."""
+    usable = [n for n in HOST_BACKENDS if backend_module(n).available()[0]]
+    return [c for n in usable for c in backend_module(n).candidates(device, quantization)]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The builds the flags leave open, how that set was made, and the accelerator of the run:
+    cuda where a GPU was asked for or found, groqchip for GroqFlow, else cpu. A build the GPU
+    lacks (INT8, a CPU-only backend) runs on the CPU of a GPU host; its device says so."""
+    candidates: list
+    note: str
+    device: str
 
 
 def candidates_for(backend: str, device: str, quantization: str | None,
-                   precision: str = "auto") -> tuple[list[Candidate], str]:
-    """The builds the flags leave open, and a note on how that set was made. `quantization` None
-    means a float build; `precision` narrows the set to one precision label (fp32, int8+bf16...)."""
-    if backend != "auto":
-        found, note = list(_offered(backend, device, quantization)), ""
-    else:
+                   precision: str = "auto") -> Offer:
+    """The builds `--backend`, `--device` (auto, cpu or cuda) and `--precision` leave open.
+    `quantization` None means a float build; `precision` narrows the set to one precision label
+    (fp32, int8+bf16...). `--device auto` is a GroqChip (GroqFlow), else a CUDA GPU torch can
+    use, else the CPU; on a GPU host, what builds nothing for the GPU runs on the CPU."""
+    note = ""
+    if backend == "auto":
         ok, why = backend_module("groqflow").available()
         if ok and device == "cuda":
             ok, why = False, "--device cuda asks for a GPU"
         if ok:
             found = list(backend_module("groqflow").candidates(device, quantization))
-            note = "GroqFlow found the GroqWare Suite and a GroqChip"
-        else:
-            usable = [n for n in HOST_BACKENDS if backend_module(n).available()[0]]
-            found = [c for n in usable for c in backend_module(n).candidates(device, quantization)]
-            note = f"GroqFlow not usable: {why}"
-            if not found:
-                raise UserError(f"no installed backend builds for --device {device} "
-                                f"({note}); see requirements.txt")
+            return Offer(_narrowed(found, precision, device), "GroqFlow found the GroqWare Suite "
+                         "and a GroqChip", "groqchip")
+        note = f"GroqFlow not usable: {why}"
+    if backend == "groqflow":  # its builds run on its GroqChips, whatever --device says
+        return Offer(_narrowed(list(_named(backend, device, quantization)), precision, device),
+                     note, "groqchip")
+    preferred = resolve_device(device)
+    tried = [preferred] + (["cpu"] if device == "auto" and preferred != "cpu" else [])
+    for where in tried:
+        found = list(_named(backend, where, quantization)) if backend != "auto" else \
+            hosted(where, quantization)
+        if found:
+            break
+    else:
+        if backend != "auto":
+            hint = ("--backend torch_compile builds for the GPU" if preferred == "cuda" else
+                    "pass --backend onnxruntime")
+            why = getattr(backend_module(backend), "why_none", lambda d: "")(preferred)
+            raise UserError(f"{backend} builds nothing for --device {preferred} here"
+                            + (f" ({why})" if why else "") + f"; {hint}")
+        raise UserError(f"no installed backend builds for --device {preferred} ({note}); see "
+                        "requirements.txt")
+    if where != preferred:
+        what = "INT8" if quantization is not None else backend
+        note = "; ".join(filter(None, [note, f"no {what} build for the GPU here: it runs on "
+                                             "the CPU"]))
+    return Offer(_narrowed(found, precision, where), note, preferred)
+
+
+def _narrowed(found: list[Candidate], precision: str, device: str) -> list[Candidate]:
+    """The builds of one precision label, where --precision names one."""
     if precision == "auto":
-        return found, note
+        return found
     kept = [c for c in found if c.label == precision]
     if not kept:
         names = " and ".join(dict.fromkeys(c.backend for c in found))
         raise UserError(f"--precision {precision}: {names} on {device} "
                         f"build{'s' if ' and ' not in names else ''} "
                         f"{' or '.join(dict.fromkeys(c.label for c in found))} here")
-    return kept, note
+    return kept

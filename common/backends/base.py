@@ -1,8 +1,9 @@
 """The backend interface: what every backend takes (options, calibration) and gives back (a Runner).
 
-ONNX Runtime, OpenVINO and GroqFlow are three implementations of `Backend`. Each lists the builds it
-can make on a device (`candidates`); which one runs is not decided here but by measurement on the
-host (`common/trial.py`), or by the user's flags.
+ONNX Runtime, OpenVINO, PyTorch-compiled and GroqFlow are implementations of `Backend`. Each lists
+the builds it can make on a device (`candidates`, and `on_request` for those it builds only when
+named); which one runs is not decided here but by measurement on the host (`common/trial.py`), or
+by the user's flags.
 """
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ class Candidate:
     backend: str
     precision: str  # fp32 | bf16 | fp16 | int8
     remainder: Optional[str] = None  # int8: the precision of the layers left in float, if known
+    device: str = "cpu"  # cpu | cuda: where the build runs (GroqFlow ignores it: its GroqChips)
 
     @property
     def label(self) -> str:
@@ -107,7 +109,7 @@ class Candidate:
         return f"{self.precision}+{self.remainder}" if self.remainder else self.precision
 
     def __str__(self) -> str:
-        return f"{self.backend} {self.label}"
+        return f"{self.backend} {self.label}" + (f" on {self.device}" if self.device != "cpu" else "")
 
 
 Predict = Callable[[Batch], np.ndarray]
@@ -167,8 +169,10 @@ class Backend(Protocol):
         """(True, "") where it can run here, else (False, why not)."""
 
     def candidates(self, device: str, quantization: Optional[str]) -> Tuple[Candidate, ...]:
-        """The builds it can make on `device`: float ones for quantization None, else INT8 ones
-        (one per float remainder it can compile); () where it builds nothing there."""
+        """The builds it can make on `device` that `auto` trials: float ones for quantization
+        None, else INT8 ones (one per float remainder it can compile); () where it builds nothing
+        there. A backend may also define `on_request(device, quantization)`: further builds it
+        makes only when named with --backend (measured too slow or too costly for the trial)."""
 
     def library_versions(self) -> dict:
         """Versions that go into the cache key and the results JSON."""

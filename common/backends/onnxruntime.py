@@ -46,22 +46,44 @@ def library_versions() -> dict[str, str]:
 
 
 def candidates(device: str, quantization: str | None) -> tuple[Candidate, ...]:
-    """fp16 (fused kernels) and fp32 on CUDA; fp32 on the CPU, whose ONNX Runtime kernels have no
-    fast bf16/fp16; INT8 (static or dynamic) with an fp32 remainder."""
+    """fp16 (fused kernels) and fp32 on CUDA where this onnxruntime has its CUDA provider
+    (onnxruntime-gpu); fp32 on the CPU, whose ONNX Runtime kernels have no fast bf16/fp16; INT8
+    (static or dynamic) with an fp32 remainder, on the CPU."""
+    if device == "cuda":
+        return tuple(Candidate(NAME, p, device=device) for p in _FLOATS["cuda"]) \
+            if quantization is None and _cuda_provider() else ()
     if quantization is not None:
         return (Candidate(NAME, "int8", "fp32"),) if quantization in QUANTIZATIONS else ()
-    floats = ("fp16", "fp32") if device == "cuda" else ("fp32",)
-    return tuple(Candidate(NAME, p) for p in floats)
+    return tuple(Candidate(NAME, p) for p in _FLOATS["cpu"])
+
+
+_FLOATS = {"cuda": ("fp16", "fp32"), "cpu": ("fp32",)}
+
+
+def why_none(device: str) -> str:
+    """Why it builds nothing on `device` (the GPU: no CUDA provider)."""
+    import onnxruntime as ort
+
+    return ("its CUDA provider needs onnxruntime-gpu; this onnxruntime offers "
+            f"{', '.join(ort.get_available_providers())}") if device == "cuda" else ""
+
+
+def _cuda_provider() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def check_options(options: BuildOptions) -> None:
     """Reject combinations this backend cannot build, before any work."""
     import onnxruntime as ort
 
-    if options.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+    if options.device == "cuda" and not _cuda_provider():
         raise UserError("--device cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
                         f"offers {', '.join(ort.get_available_providers())}")
-    floats = [c.precision for c in candidates(options.device, None)]
+    if options.device == "cuda" and options.precision == "int8":
+        raise UserError("onnxruntime builds INT8 for the CPU here, not for --device cuda")
+    floats = list(_FLOATS[options.device])
     if options.precision not in floats + ["int8"]:
         raise UserError(f"onnxruntime builds {' or '.join(floats)} on {options.device}, not "
                         f"{options.precision}")

@@ -82,6 +82,11 @@ def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...
     return tuple(Candidate(NAME, "int8", remainder=p) for p in floats)
 
 
+def why_none(device: str) -> str:
+    """Why it builds nothing on `device`."""
+    return "OpenVINO builds for the CPU here" if device != "cpu" else ""
+
+
 def library_versions() -> dict[str, str]:
     return package_versions("torch", "transformers", "onnx", "openvino", "nncf")
 
