@@ -265,3 +265,20 @@ def test_hyper_threads_of_one_core_count_once(tmp_path):
     assert physical_cores({0, 1, 2, 3, 4}, tmp_path) == 3  # two sockets' core 0 are two cores
     assert physical_cores({0, 1}, tmp_path) == 1 and physical_cores({1, 2}, tmp_path) == 2
     assert physical_cores({0, 7}, tmp_path) is None  # cpu7's topology is missing
+
+
+def test_a_stock_pytorch_image_runs_the_quick_start(tmp_path):
+    """What a PyTorch GPU image has: torch, transformers, onnxruntime; no datasets, OpenVINO or
+    NNCF. bert_tiny.py runs there on the bundled data and checkpoint, with the builds it has."""
+    out = tmp_path / "stock.json"
+    blocked = ("import runpy, sys; sys.modules.update(datasets=None, openvino=None, nncf=None); "
+               "sys.argv = sys.argv[1:]; runpy.run_path('bert_tiny.py', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", blocked, "bert_tiny.py", "--limit", "64",
+                           "--device", "cpu", "--cache-dir", str(tmp_path / "c"), "--json",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "builds: onnxruntime fp32 (GroqFlow not usable" in proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["sources"]["dataset"]["copy"] == "bundled" and doc["samples"] == 64
+    assert doc["runs"][1]["name"] == "onnxruntime-fp32" and doc["runs"][1]["agreement"] == 1.0

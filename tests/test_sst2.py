@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from conftest import ROOT, SENTENCES, write_data
 
@@ -59,3 +61,54 @@ def test_which_split_each_dataset_is_evaluated_on(data_file):
     assert data_wanted("dataset", str(data_file), None, "--dataset").split is None  # whole file
     assert calibration_wanted(None, "sst").split == "train"
     assert calibration_wanted(str(data_file), "sst").split is None
+
+
+@pytest.mark.parametrize("name", ["data.tsv", "data.csv", "data.jsonl", "data.tsv.xz",
+                                  "data.csv.gz", "data.tsv.bz2"])
+def test_local_text_files_are_read_without_datasets(tmp_path, monkeypatch, name):
+    """A stock PyTorch image has no `datasets`: local text tables need none."""
+    import bz2
+    import gzip
+    import lzma
+    import sys
+
+    plain = write_data(tmp_path / ("plain" + "".join(Path(name).suffixes[:1])))
+    compress = {".xz": lzma.compress, ".gz": gzip.compress, ".bz2": bz2.compress}.get(
+        Path(name).suffix, lambda data: data)
+    (tmp_path / name).write_bytes(compress(plain.read_bytes()))
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets fails
+    examples = load_examples(str(tmp_path / name))
+    assert examples.sentences == [s for s, _ in SENTENCES]
+    assert examples.labels.tolist() == [label for _, label in SENTENCES]
+
+
+def test_what_needs_datasets_without_it_is_one_line(tmp_path, monkeypatch):
+    import sys
+
+    parquet = write_data(tmp_path / "data.parquet")
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(UserError, match=r"^reading '.*data.parquet' needs the datasets package "
+                                        r"\(pip install datasets\); local \.tsv, \.csv, \.jsonl "
+                                        r"files do not$"):
+        load_examples(str(parquet))
+    with pytest.raises(UserError, match=r"^hub dataset 'someone/sst' needs the datasets package"):
+        load_examples("someone/sst")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sentence\tlabel\ngood\t1\nbad\t0\textra\n", r"cannot read '.*': row 3 has 3 fields, the header 2$"),
+    ('{"sentence": "good", "label": 1}\n[1, 2]\n', r"cannot read '.*': line 2 is not a JSON object$"),
+    ('{"sentence": "good", "label": 1}\n{"sentence": \n', r"cannot read '.*': line 2 is not JSON"),
+])
+def test_a_malformed_text_table_is_one_line(tmp_path, text, message):
+    path = tmp_path / ("bad.jsonl" if text.startswith("{") else "bad.tsv")
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_examples(str(path))
+
+
+def test_a_damaged_compressed_file_is_one_line(tmp_path):
+    path = tmp_path / "train.tsv.xz"
+    path.write_bytes(b"not xz at all")
+    with pytest.raises(UserError, match=r"^cannot read '.*train.tsv.xz': "):
+        load_examples(str(path))
