@@ -282,6 +282,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3,
                    help="timed passes per runner (the median counts; min–max shown)")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="the build cache, kept for another run (default: a temporary one)")
     args = p.parse_args(argv)
     provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     only = set(args.runners.split(","))
@@ -308,7 +310,7 @@ def main(argv=None) -> int:
              if gpu_gemm else ""))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cache = BuildCache(Path(tmp))
+        cache = BuildCache(Path(args.cache_dir or tmp))
         for model, checkpoint in models:
             rows += measured_rows(model, checkpoint, batches, labels, calibration, cache, only,
                                   args.rounds, gemm, gpu_gemm)

@@ -47,15 +47,15 @@ step base 180 python bert_base.py --model "$model" "${data[@]}" --cache-dir "$ca
     --json "$out/base.json"
 step benchmark-base-32 150 python bench/benchmark.py --models base --batch-size 32 --rounds 5 \
     --runners pytorch-eager,pytorch-fp16-cuda,torch_compile-fp16-cuda,torch_compile-bf16-cuda \
-    --json "$out/benchmark-base-32.json"
-step benchmark-base-256 150 python bench/benchmark.py --models base --batch-size 256 --rounds 5 \
+    --cache-dir "$cache" --json "$out/benchmark-base-32.json"
+step benchmark-base-256 150 python bench/benchmark.py --models base --batch-size 256 --rounds 3 \
     --runners pytorch-eager,pytorch-fp16-cuda,torch_compile-fp16-cuda,torch_compile-bf16-cuda \
-    --json "$out/benchmark-base-256.json"
+    --cache-dir "$cache" --json "$out/benchmark-base-256.json"
 step tiny 90 python bert_tiny.py --cache-dir "$cache" --json "$out/tiny.json"
 step quantize 180 python bert_quantize.py --model "$model" "${data[@]}" \
     --calibration-dataset data/sst2/train.tsv.xz --cache-dir "$cache" --json "$out/quantize.json"
 step variants-minilm 180 python bench/benchmark.py --model "$model" "${data[@]}" \
     --calibration-dataset data/sst2/train.tsv.xz --batch-size 32 --rounds 5 \
     --runners pytorch-eager,torch_compile-fp16-cuda,torch_compile-fp16-cuda-static,torch_compile-fp16-cuda-no-graphs,torch_compile-fp16-cuda-unbucketed \
-    --json "$out/variants-minilm.json"
+    --cache-dir "$cache" --json "$out/variants-minilm.json"
 echo "== done after $SECONDS s" | tee -a "$log"
