@@ -39,7 +39,7 @@ from common.backends.torch_ref import reference_runner  # noqa: E402
 from common.batching import Encoded, make_batches, tokenize  # noqa: E402
 from common.cache import BuildCache  # noqa: E402
 from common.calibration import draw_calibration, draw_indices  # noqa: E402
-from common.checkpoints import Checkpoint, load_checkpoint, weights_digest  # noqa: E402
+from common.checkpoints import Checkpoint, checkpoint_of, load_checkpoint  # noqa: E402
 from common.cpu import cpu_info, cpu_summary, usable_cpus  # noqa: E402
 from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
 from common.export import model_input_names  # noqa: E402
@@ -119,7 +119,7 @@ def random_checkpoint(shape: str) -> Checkpoint:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=VOCAB, num_labels=2, **SHAPES[shape])
     model = BertForSequenceClassification(config).eval()
-    return Checkpoint(model=model, tokenizer=None, digest=weights_digest(model))
+    return checkpoint_of(model, None)
 
 
 def encoder_flops(config, batches) -> float:

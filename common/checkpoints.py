@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,16 @@ from .sst2 import LabelSpace
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
+# config fields that only name things: a change of them changes nothing the model computes
+NAMING_FIELDS = ("_name_or_path", "transformers_version", "id2label", "label2id")
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    digest: str  # hash of the weights, part of every build's cache key
+    digest: str  # hash of the weights (the JSON's weights_sha256)
+    identity: str  # the model as every cache key names it: weights, config, tokenizer
 
     @property
     def labels(self) -> LabelSpace:
@@ -39,6 +45,38 @@ def weights_digest(model: torch.nn.Module) -> str:
         h.update(str(tensor.dtype).encode())
         h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> str | None:
+    """What turns text into the ids the model sees: a fast tokenizer's whole pipeline (normaliser,
+    pre-tokeniser, vocabulary, post-processor), else its class, vocabulary and special tokens;
+    and the padding id."""
+    if tokenizer is None:
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(
+        [type(tokenizer).__name__, sorted(tokenizer.get_vocab().items()),
+         tokenizer.special_tokens_map], default=str)
+    return hashlib.sha256(f"{text}\npad {tokenizer.pad_token_id}".encode()).hexdigest()
+
+
+def model_identity(model: torch.nn.Module, tokenizer, weights: str) -> str:
+    """The model as every cache key names it: its weights, every config field that can change
+    what it computes (the whole config but the fields that only name things; the label count and
+    the attention implementation kept) and what its tokenizer makes of text. A config edited
+    without touching a tensor (an activation, an epsilon) is another model."""
+    config = {k: v for k, v in model.config.to_dict().items() if k not in NAMING_FIELDS}
+    config.update(num_labels=model.config.num_labels,
+                  attention=getattr(model.config, "_attn_implementation", None))
+    parts = {"weights": weights, "config": config, "tokenizer": tokenizer_fingerprint(tokenizer)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def checkpoint_of(model: torch.nn.Module, tokenizer) -> Checkpoint:
+    """A Checkpoint of a loaded model, its weights digest and identity computed."""
+    digest = weights_digest(model)
+    return Checkpoint(model=model, tokenizer=tokenizer, digest=digest,
+                      identity=model_identity(model, tokenizer, digest))
 
 
 def _check_classifier(config, source: str) -> None:
@@ -86,5 +124,5 @@ def load_checkpoint(source: str) -> Checkpoint:
     except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load the weights of '{source}': {first_line(exc)}") from None
     model = model.float().eval()
-    return Checkpoint(model=model, tokenizer=tokenizer, digest=weights_digest(model))
+    return checkpoint_of(model, tokenizer)
 

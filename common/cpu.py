@@ -31,6 +31,13 @@ def cpu_info() -> dict:
             "flags": [f for f in MATRIX_FLAGS if f in flags]}
 
 
+def cpu_identity() -> dict:
+    """The CPU as a measurement made on it depends on: its model, family and model numbers, and
+    matrix flags (whose kernels ran, whose rounding the answers carry)."""
+    info = cpu_info()
+    return {"cpu": info["model"], "family": info["family"], "flags": info["flags"]}
+
+
 def _cgroup_quota() -> float | None:
     """CPUs granted by the container's CPU quota (cgroup v2 cpu.max, or v1 cfs), None if unlimited."""
     try:

@@ -105,7 +105,7 @@ def cached_export(checkpoint, example: Batch, cache: BuildCache) -> CachedBuild:
     import onnx
 
     parts = {"export": "torchscript, eager attention, dynamic batch and sequence", "opset": OPSET,
-             "weights": checkpoint.digest, "versions": {"torch": torch.__version__,
+             "model": checkpoint.identity, "versions": {"torch": torch.__version__,
                                                         "transformers": transformers.__version__,
                                                         "onnx": onnx.__version__}}
 

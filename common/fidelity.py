@@ -61,8 +61,9 @@ def matching(kinds: Sequence[str], names: Sequence[str]) -> list[str]:
 
 
 def rule_in_key(min_agreement: float | None) -> dict:
-    """What a build's or a trial's cache key adds for --min-agreement: the rule that decides it."""
-    return {} if min_agreement is None else {"min_agreement_rule": RULE}
+    """What a build's or a trial's cache key adds for --min-agreement: the rule that decides it,
+    and the kinds of layer it keeps in float with the operations each one matches."""
+    return {} if min_agreement is None else {"min_agreement_rule": {**RULE, "kinds": KINDS}}
 
 
 def lower_bound(agreeing: int, total: int) -> float:

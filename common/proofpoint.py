@@ -114,7 +114,7 @@ def forced_by(args: argparse.Namespace) -> str:
 
 
 def slower_than_reference(choice: Choice, built: dict, args: argparse.Namespace,
-                          cache: BuildCache, weights: str) -> str:
+                          cache: BuildCache, model: str) -> str:
     """The line under the table when the float build chosen runs slower than PyTorch, and what
     does run faster here (INT8, if its proof point measured it) or how to find out."""
     speed = built["speedup"]["median"]
@@ -123,7 +123,7 @@ def slower_than_reference(choice: Choice, built: dict, args: argparse.Namespace,
                 f"{choice.candidate}, ran at {speed:.2f}× the reference")
     else:
         said = f"{choice.candidate} ran at {speed:.2f}× PyTorch on this CPU; --backend auto tries every build"
-    hint = int8_hint(cached_decisions(cache, weights, "int8"))
+    hint = int8_hint(cached_decisions(cache, model, "int8"))
     if hint is None:
         command = f"python bert_quantize.py --model {args.model} --dataset {args.dataset}"
         if looks_local(args.dataset):
@@ -255,7 +255,7 @@ def decide(args: argparse.Namespace, plan: Plan, builds: Builds, reference) -> C
     forced = forced_by(args)
     min_agreement = getattr(args, "min_agreement", None)
     examples = plan.examples
-    context = {"weights": plan.checkpoint.digest, "batch_size": args.batch_size,
+    context = {"model": plan.checkpoint.identity, "batch_size": args.batch_size,
                "max_length": args.max_length,
                "data": {**examples.identity, "samples": len(examples.sentences)},
                "calibration": plan.calibration.cache_parts() if plan.calibration else None,
@@ -280,7 +280,7 @@ def notes_for(spec: ProofPoint, args: argparse.Namespace, plan: Plan, choice: Ch
         notes.append(fidelity.summary(choice.runner.facts["accuracy_control"]))
     if not spec.quantize and choice.runner.device == "cpu" and built["speedup"]["median"] < 1.0:
         notes.append(slower_than_reference(choice, built, args, plan.cache,
-                                           plan.checkpoint.digest))
+                                           plan.checkpoint.identity))
     if choice.record.get("float_as_fast"):
         notes.append(float_as_fast_line(choice.record["float_as_fast"]))
     return notes
@@ -297,7 +297,9 @@ def results_document(args: argparse.Namespace, plan: Plan, provenance: dict, cho
                 "seed": seed(args) if plan.calibrate else None,
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "sources": {what: source.record() for what, source in plan.sources.items()},
-                "inputs": {"weights_sha256": plan.checkpoint.digest, "dataset": examples.identity},
+                "inputs": {"weights_sha256": plan.checkpoint.digest,
+                           "model_identity": plan.checkpoint.identity,
+                           "dataset": examples.identity},
                 "choice": choice.record, "timing": timed, "notes": notes,
                 "environment": environment(versions_of(plan.candidates)), "runs": runs}
     if calibration is not None:

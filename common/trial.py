@@ -28,7 +28,7 @@ from .backends import versions_of
 from .backends.base import Candidate, Runner
 from .batching import Batches
 from .cache import BuildCache, cache_key
-from .cpu import cpu_info, usable_cpus
+from .cpu import cpu_identity, usable_cpus
 from .errors import BuildTooSlow, UserError
 from .evaluate import Evaluation, measure
 from .metrics import agreement_figures
@@ -92,10 +92,8 @@ class Choice:
 
 def host() -> dict:
     """What a decision is valid for: the CPU model and family, its matrix flags, the threads the
-    runners get."""
-    info = cpu_info()
-    return {"cpu": info["model"], "family": info["family"], "flags": info["flags"],
-            "threads": usable_cpus()}
+    runners get (a GPU build's decision also holds the GPU: proofpoint.decide)."""
+    return {**cpu_identity(), "threads": usable_cpus()}
 
 
 def trial_batches(batches: Batches) -> list[int]:
@@ -297,7 +295,7 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
     """The build to run, of `candidates`: the only one, the one a cached trial chose for this
     host, or a trial's choice; `compared` builds are timed beside them, never chosen. `context`
     holds what the decision depends on besides the host, the candidates and their recipes
-    (`recipe_of`), and the trial's sentences: weights, data, batching, calibration. `--rebuild
+    (`recipe_of`), and the trial's sentences: the model, data, batching, calibration. `--rebuild
     always` trials again; `--rebuild never` reads a cached decision and never writes one."""
     if len(candidates) == 1 and not compared:
         (candidate,) = candidates
@@ -321,7 +319,7 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
         reference_seconds = sum(reference.batch_seconds[i] for i in chosen_batches)
         return {**_timed_trial(candidates, compared, build, runners, trial, reference,
                                reference_seconds, cache, kind, min_agreement),
-                "kind": kind, "host": key_parts["host"], "weights": context.get("weights"),
+                "kind": kind, "host": key_parts["host"], "model": context.get("model"),
                 "decided_at": time.strftime("%Y-%m-%d %H:%M"), "data_described": described}
 
     record = _decision(cache, cache_key(key_parts), run_trial)
@@ -331,8 +329,9 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
     return Choice(candidate, runner, record)
 
 
-def cached_decisions(cache: BuildCache, weights: str, kind: str) -> list[dict]:
-    """Trial records for these weights on this host, e.g. the INT8 proof point's, from the cache."""
+def cached_decisions(cache: BuildCache, model: str, kind: str) -> list[dict]:
+    """Trial records for this model (its identity) on this host, e.g. the INT8 proof point's,
+    from the cache."""
     here = host()
     return [r for r in cache.records(CHOICE_ENTRY)
-            if (r.get("kind"), r.get("weights"), r.get("host")) == (kind, weights, here)]
+            if (r.get("kind"), r.get("model"), r.get("host")) == (kind, model, here)]

@@ -250,3 +250,15 @@ def quick_compile(monkeypatch):
     from common.backends import torch_compile
 
     monkeypatch.setitem(torch_compile.FLOAT_RECIPE, "compiler", "eager")
+
+
+def chosen_by_the_rule(choice: dict) -> dict:
+    """The trial entry the documented rule picks (docs/trial.md), worked out here from the
+    record's figures: of the candidates passing the gate, those within 3% of the fastest, the
+    one agreeing most."""
+    allowed = choice["gate"]["allowed_disagreements"]
+    passing = [c for c in choice["candidates"] if not c.get("compared_only")
+               and c.get("disagreements", allowed + 1) <= allowed]
+    top = max(c["sent_per_s"] for c in passing)
+    near = [c for c in passing if c["sent_per_s"] >= 0.97 * top]
+    return max(near, key=lambda c: (c["agreement"], c["sent_per_s"]))

@@ -77,7 +77,7 @@ def test_the_script_runs_from_the_command_line(tiny_checkpoint, data_file, cache
     backend, precision = doc["choice"]["chosen"].split()
     assert f"{backend}-{precision}" in proc.stdout.splitlines()[3]  # the built model's row
     assert f"backend: {doc['choice']['chosen']}, " in proc.stderr
-    assert "GroqFlow not usable" in proc.stderr
+    assert f"({len(SENTENCES)} sentences; text 'sentence', label 'label'); builds: " in proc.stderr
 
 
 def test_every_runner_gets_the_cpus_this_process_may_use(tiny_checkpoint, data_file, tmp_path):

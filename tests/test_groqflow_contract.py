@@ -123,7 +123,8 @@ class StandInGroqModel:
 def groqflow(monkeypatch):
     """Install the stand-in; `record` holds what groqit() and the model were given."""
     record = {"groqit": [], "chips": 8, "sdk_error": None, "process_starts": 0, "run_calls": 0,
-              "run_abunch_sizes": [], "executed": [], "builds": 0}
+              "run_abunch_sizes": [], "executed": [], "builds": 0,
+              "sdk": {"groq-devtools": "0.9.3", "groq-runtime": "0.9.3"}}
 
     def groqit(model, inputs=None, build_name=None, cache_dir="~/.cache/groqflow", monitor=True,
                rebuild=None, compiler_flags=None, assembler_flags=None, num_chips=None,
@@ -171,6 +172,9 @@ def groqflow(monkeypatch):
     sdk = types.ModuleType("groqflow.common.sdk_helpers")
     sdk.check_dependencies = check_dependencies
     sdk.get_num_chips_available = lambda pci_devices=None: record["chips"]
+    # as groqflow 4.3.1 reads the GroqWare Suite's version: apt-cache policy on Ubuntu
+    sdk.validate_os_version = lambda: "Ubuntu"
+    sdk._installed_package_version = lambda package, os_version: record["sdk"].get(package, False)
     build = types.ModuleType("groqflow.common.build")
     build.GROQCARD, build.TOPOLOGY = "A1.4", "Dragonfly"
     build.supported_topology = lambda groqcard, topology: dict(TOPOLOGY)
@@ -481,3 +485,19 @@ def test_contract_device_auto_takes_the_groqchip_before_a_gpu(groqflow, tiny_che
                                                              data_file, cache_dir, simulated_gpu):
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir) == 0
     assert len(groqflow["groqit"]) == 1
+
+
+@pytest.mark.parametrize("package", ["groq-devtools", "groq-runtime"])
+def test_contract_another_groqware_release_is_another_build(groqflow, tiny_checkpoint, data_file,
+                                                           cache_dir, tmp_path, package):
+    """GroqFlow reads the Suite's version from the OS's packages; a compiled program belongs to
+    the release that compiled it. The same release loads the build; another builds anew."""
+    out = tmp_path / "g.json"
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
+    assert groqflow["builds"] == 1
+    assert json.loads(out.read_text())["environment"]["versions"][package] == "0.9.3"
+    groqflow["sdk"][package] = "0.9.4"
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
+    assert groqflow["builds"] == 2
+    assert json.loads(out.read_text())["runs"][1]["cache_hit"] is False

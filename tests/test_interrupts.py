@@ -166,7 +166,9 @@ def test_a_ctrl_c_as_a_run_finishes_leaves_its_table_and_files_whole(tmp_path, m
         assert proc.returncode == 0 and "Traceback" not in stderr, (delay, stderr)
         assert json.loads(out.read_text())["runs"], delay
         told.append(CTRL_C_AFTER_THE_LAST_MOMENT in stderr.strip().splitlines()[-1])
-    print(f"told that the Ctrl-C came as it finished: {told}")
+    # sent as the table began, it lands while the run writes and frees (tens of ms): the run says
+    # so; later ones may come after it stopped listening, and then nothing is to be said
+    assert told[0], told
 
 
 @pytest.mark.skipif(not os.environ.get("PROOF_POINTS_INTERRUPT_MOMENTS"),

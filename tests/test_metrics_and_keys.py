@@ -197,10 +197,13 @@ def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_
     assert other.cache_hit is False  # the key does hold the options that matter
 
 
+@pytest.mark.parametrize("change", ["rule", "kinds", "cpu"])
 @pytest.mark.parametrize("backend", ["onnxruntime", OV])
 def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, monkeypatch,
-                                                    backend):
-    """Change how --min-agreement is decided (fidelity.RULE) and the INT8 build is not reused."""
+                                                    backend, change):
+    """Change how --min-agreement is decided (fidelity.RULE), what a kind of layer matches
+    (fidelity.KINDS) or the CPU whose arithmetic the search scored on, and the searched INT8 build
+    is not reused."""
     from common import fidelity
     from common.backends import backend_module
     from common.batching import make_batches, tokenize
@@ -221,5 +224,14 @@ def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, m
                             calibration=calibration).cache_hit
 
     assert hit() is False and hit() is True
-    monkeypatch.setattr(fidelity, "RULE", {**fidelity.RULE, "confidence": 0.9})
+    if change == "rule":
+        monkeypatch.setattr(fidelity, "RULE", {**fidelity.RULE, "confidence": 0.9})
+    elif change == "kinds":
+        (kind, pattern), *rest = fidelity.KINDS
+        monkeypatch.setattr(fidelity, "KINDS", ((kind, pattern + "|.*/no_such_op/.*"), *rest))
+    else:
+        from common.backends import base
+
+        monkeypatch.setattr(base, "cpu_identity", lambda: {"cpu": "another", "family": "",
+                                                           "flags": []})
     assert hit() is False

@@ -28,9 +28,11 @@ def test_bert_fusions_apply_to_the_exported_graph(tiny_checkpoint, tmp_path):
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
     exported, fused = tmp_path / "exported.onnx", tmp_path / "fused.onnx"
-    assert checkpoint.model.config._attn_implementation == "sdpa"  # transformers' default
-    export_onnx(eager_attention_copy(checkpoint.model), example, exported)
-    assert checkpoint.model.config._attn_implementation == "sdpa"  # the reference keeps its own
+    own = checkpoint.model.config._attn_implementation  # transformers' default: sdpa of late
+    eager = eager_attention_copy(checkpoint.model)
+    assert eager.config._attn_implementation == "eager"
+    export_onnx(eager, example, exported)
+    assert checkpoint.model.config._attn_implementation == own  # the reference keeps its own
     counts = ort_backend.fuse_bert(exported, fused, checkpoint.model.config, BuildOptions())
     assert counts == {"EmbedLayerNormalization": 1, "Attention": 2, "BiasGelu": 2,
                       "SkipLayerNormalization": 4}, counts

@@ -2,6 +2,7 @@
 import json
 import re
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def standin_backend(monkeypatch):
 
 def choose(stand_ins, reference, batches, cache, context=None, **kwargs):
     return trial.choose(stand_ins.candidates(), stand_ins.build, reference, batches, cache,
-                        context or {"weights": "w"}, **kwargs)
+                        context or {"model": "w"}, **kwargs)
 
 
 def test_the_faster_build_is_chosen_not_the_one_listed_first(reference, batches, tmp_path):
@@ -129,7 +130,7 @@ def test_each_build_is_timed_at_the_run_batch_as_its_backend_keeps_them_in_fligh
 
     candidates = [Candidate("standin", "fp32"), Candidate("standin", "bf16")]
     choice = trial.choose(candidates, build, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"})
+                          {"model": "w"})
     assert set(one_at_a_time.batch_sizes) == {1, 4}  # the first pass's single sentences, then 4s
     # timing rounds: every trial batch at once, whole
     assert [4, 4, 4, 4] in in_flight_calls
@@ -148,7 +149,7 @@ def test_the_banner_says_what_ran_not_what_was_asked(reference, batches, tmp_pat
         return runner
 
     choice = trial.choose(stand_ins.candidates(), compiled_as_fp32, reference, batches,
-                          BuildCache(tmp_path), {"weights": "w"})
+                          BuildCache(tmp_path), {"model": "w"})
     assert str(choice.candidate) == "standin bf16"  # what was tried
     assert choice.banner().startswith("backend: standin fp32, ")  # what ran
     assert "runner-up standin-fp32-for-fp32 " in choice.banner()  # the runner-up as it ran
@@ -193,12 +194,12 @@ def test_with_min_agreement_the_int8_gate_is_the_target(reference, batches, tmp_
     int8 = StandIns(**{"int8+bf16": (0.1, set(trial_ids[:2])), "int8+fp32": (1.0, set())})
     candidates = [Candidate("standin", "int8", "bf16"), Candidate("standin", "int8", "fp32")]
     choice = trial.choose(candidates, int8.build, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"}, min_agreement=0.995)
+                          {"model": "w"}, min_agreement=0.995)
     assert choice.record["gate"] == {"share": 0.995, "boundary_sentences": 1,
                                      "allowed_disagreements": 1, "of": 32}
     assert choice.candidate.label == "int8+fp32"
     without = trial.choose(candidates, int8.build, reference, batches, BuildCache(tmp_path / "b"),
-                           {"weights": "w"})
+                           {"model": "w"})
     assert without.record["gate"]["allowed_disagreements"] == 2
     assert without.candidate.label == "int8+bf16"
 
@@ -232,7 +233,7 @@ def test_equally_fast_builds_are_told_apart_by_agreement(reference, batches, tmp
     int8 = StandIns(**{"int8+fp32": (0.1, False), "int8+bf16": (0.1, False)})
     candidates = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
     choice = trial.choose(candidates, int8.build, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"})
+                          {"model": "w"})
     # int8+bf16 is 1% faster but agrees less: int8+fp32 runs, and the banner says why
     assert str(choice.candidate) == "standin int8+fp32"
     assert choice.record["gate"]["share"] == trial.SHARE["int8"]
@@ -246,9 +247,23 @@ def test_a_faster_build_is_chosen_over_a_slower_one_that_agrees_more(reference, 
     int8 = StandIns(**{"int8+fp32": (0.1, False), "int8+bf16": (0.1, False)})
     candidates = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
     choice = trial.choose(candidates, int8.build, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"})
+                          {"model": "w"})
     assert str(choice.candidate) == "standin int8+bf16"
     assert "within 3%" not in choice.banner()
+
+
+class Clock:
+    """The trial's clock, advanced by the stand-ins' work instead of the host's."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    @staticmethod
+    def strftime(form: str) -> str:
+        return time.strftime(form)
 
 
 def test_a_build_far_slower_than_the_reference_is_dropped_after_a_few_calls(
@@ -257,28 +272,35 @@ def test_a_build_far_slower_than_the_reference_is_dropped_after_a_few_calls(
     it is not timed, and stops as soon as its own pace says the pass would run past the limit."""
     monkeypatch.setattr(trial, "FIRST_PASS_LIMIT", 1)  # the reference's 0.4 s on the trial batches
     monkeypatch.setattr(trial, "FIRST_PASS_FLOOR_S", 0.2)
-    stand_ins = StandIns(fp32=(0.1, False), fp16=(100.0, False))  # 100 ms a sentence
+    clock = Clock()
+    monkeypatch.setattr(trial, "time", clock)
+    stand_ins = StandIns(fp32=(0.0, False), fp16=(0.0, False))
+    seconds_a_sentence = {"fp32": 0.0001, "fp16": 0.1}
     answered = []
     build = stand_ins.build
 
     def counting(candidate):
         runner = build(candidate)
         predict = runner.predict
-        runner.predict = lambda batch: answered.append((candidate.label, len(batch["input_ids"]))) \
-            or predict(batch)
+
+        def timed(batch):
+            answered.append((candidate.label, len(batch["input_ids"])))
+            clock.now += seconds_a_sentence[candidate.label] * len(batch["input_ids"])
+            return predict(batch)
+
+        runner.predict = timed
         return runner
 
-    start = time.perf_counter()
     choice = trial.choose(stand_ins.candidates(), counting, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"})
-    assert time.perf_counter() - start < 2.0
+                          {"model": "w"})
     assert str(choice.candidate) == "standin fp32" and choice.record["runner_up"] is None
     slow = next(c for c in choice.record["candidates"] if c["precision"] == "fp16")
     assert "sent_per_s" not in slow and "agreement" not in slow
-    assert 8 < slow["first_pass_sent_per_s"] < 10.5  # 100 ms a sentence, sleep's overshoot aside
-    assert slow["dropped"].startswith(f"{slow['first_pass_sent_per_s']:.1f} sent/s in its first "
-                                      "pass: the trial sentences would take over 0.4 s")
-    # two single sentences, then the next whole batch of 4 would pass 0.4 s
+    # its second single sentence took 0.1 s: 10 sentences/s, and the next batch of 4 would end
+    # at 0.5 s, past the 0.4 s limit: two single sentences, then it stops
+    assert slow["first_pass_sent_per_s"] == pytest.approx(10.0)
+    assert slow["dropped"].startswith("10.0 sent/s in its first pass: the trial sentences would "
+                                      "take over 0.4 s")
     assert [n for kind, n in answered if kind == "fp16"] == [1, 1]
     assert choice.banner().startswith("backend: standin fp32, ") and \
         "; too slow to time: standin-fp16 (" in choice.banner()
@@ -294,7 +316,7 @@ def test_a_build_too_slow_to_build_is_dropped_like_one_too_slow_to_time(referenc
         return stand_ins.build(candidate)
 
     choice = trial.choose(stand_ins.candidates(), build, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"})
+                          {"model": "w"})
     assert str(choice.candidate) == "standin fp32"
     slow = next(c for c in choice.record["candidates"] if c["precision"] == "bf16")
     assert slow["dropped"] == "its validation-slice pass would take 900 s"
@@ -345,10 +367,9 @@ def _changed(field, monkeypatch, batches, reference):
     """Change one thing a decision depends on: returns the kwargs and batches to choose with."""
     kwargs, new_batches = {}, batches
     if field in ("cpu", "family", "flags"):
-        info = {**trial.cpu_info(), field: another(trial.cpu_info()[{"cpu": "model"}.get(field, field)])}
-        if field == "cpu":
-            info["model"] = info.pop("cpu")
-        monkeypatch.setattr(trial, "cpu_info", lambda: info)
+        identity = trial.cpu_identity()
+        changed = {**identity, field: another(identity[field])}
+        monkeypatch.setattr(trial, "cpu_identity", lambda: changed)
     elif field == "threads":
         monkeypatch.setattr(trial, "usable_cpus", lambda: 3)
     elif field == "versions":
@@ -368,14 +389,11 @@ def _changed(field, monkeypatch, batches, reference):
         new_batches = Batches(inputs=[changed if i == index else b for i, b in
                                       enumerate(batches.inputs)], rows=batches.rows,
                               count=batches.count)
-    else:  # a context field: weights, data, batch size, calibration
-        kwargs["context"] = {"weights": "w", field: "other"}
     return kwargs, new_batches
 
 
 @pytest.mark.parametrize("field", ["cpu", "family", "flags", "threads", "versions", "rule",
-                                   "recipe", "min_agreement", "compared", "trial_sentences",
-                                   "weights", "data", "batch_size", "calibration"])
+                                   "recipe", "min_agreement", "compared", "trial_sentences"])
 def test_each_thing_a_decision_depends_on_is_in_its_key(field, reference, batches, tmp_path,
                                                         monkeypatch):
     """Change it and the trial runs again (bf16 now fast); keep everything and it is reused."""
@@ -389,11 +407,69 @@ def test_each_thing_a_decision_depends_on_is_in_its_key(field, reference, batche
     if field == "compared":
         stand_ins = StandIns(bf16=(0.1, False), fp32=(2.0, False), fp16=(2.0, False))
         choice = trial.choose(stand_ins.candidates()[:2], stand_ins.build, reference, new_batches,
-                              BuildCache(tmp_path), {"weights": "w"}, **kwargs)
+                              BuildCache(tmp_path), {"model": "w"}, **kwargs)
     else:
         choice = choose(StandIns(bf16=(0.1, False), fp32=(2.0, False)), reference, new_batches,
                         BuildCache(tmp_path), context, **kwargs)
     assert choice.record["cached"] is False and choice.candidate.label == "bf16"
+
+
+class Plan(SimpleNamespace):
+    """What proofpoint.decide reads of a run's plan."""
+
+
+def _decided(tmp_path, reference, batches, field=None, gpu_name="GPU A"):
+    """proofpoint.decide on stand-in builds, with one thing the run works on changed (`field`):
+    whether its decision came from the cache, and what ran."""
+    from common import gpu
+    from common.backends.base import Calibration
+    from common.proofpoint import decide
+
+    device = "cuda" if field in ("gpu", "gpu kept") else "cpu"
+    stand_ins = StandIns(bf16=(0.1, False), fp32=(0.1, False))
+    candidates = [Candidate("onnxruntime", "fp32", device=device),
+                  Candidate("openvino", "bf16", device=device)]
+    encoded = Encoded(ids=[np.array([101, 7, 102])], type_ids=[np.zeros(3, np.int64)],
+                      max_length=16, pad_id=0)
+    plan = Plan(checkpoint=SimpleNamespace(identity="model"), calibration=None, device=device,
+                examples=SimpleNamespace(identity={"sha256": "data"}, sentences=["s"] * SENTENCES),
+                candidates=candidates, cache=BuildCache(tmp_path),
+                sources={"dataset": SimpleNamespace(location="data.tsv")})
+    args = SimpleNamespace(backend="auto", precision="auto", batch_size=4, max_length=16,
+                           min_agreement=None)
+    if field == "model":
+        plan.checkpoint.identity = "the config edited"
+    elif field == "data":
+        plan.examples.identity = {"sha256": "another file"}
+    elif field == "samples":
+        plan.examples.sentences = ["s"] * (SENTENCES + 1)
+    elif field in ("batch_size", "max_length"):
+        setattr(args, field, getattr(args, field) * 2)
+    elif field == "calibration":
+        plan.calibration = Calibration(source="train.tsv", seed=0, indices=np.array([3]),
+                                       encoded=encoded, requested=1)
+    elif field == "min_agreement":
+        args.min_agreement = 0.99
+    builds = SimpleNamespace(batches=batches, recipe_of=lambda candidate: {},
+                             build=lambda c: stand_ins.build(Candidate("standin", c.precision)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gpu, "gpu_info", lambda: {"name": gpu_name})
+        return decide(args, plan, builds, reference).record["cached"]
+
+
+@pytest.mark.parametrize("field", ["model", "data", "samples", "batch_size", "max_length",
+                                   "calibration", "min_agreement", "gpu"])
+def test_the_decision_the_run_makes_is_keyed_on_what_it_works_on(field, reference, batches,
+                                                                 tmp_path):
+    """proofpoint.decide's own context: change one input of the run and the trial runs again;
+    keep them all and its decision is reused."""
+    kept = "gpu kept" if field == "gpu" else None
+    assert _decided(tmp_path, reference, batches, kept) is False
+    assert _decided(tmp_path, reference, batches, kept) is True
+    if field == "gpu":  # the same run on another GPU
+        assert _decided(tmp_path, reference, batches, kept, gpu_name="GPU B") is False
+    else:
+        assert _decided(tmp_path, reference, batches, field) is False
 
 
 def _tree(root):
@@ -423,23 +499,25 @@ def test_rebuild_never_without_a_decision_trials_without_caching_and_says_so(
 def test_a_single_candidate_is_built_without_a_trial(reference, batches, tmp_path):
     stand_ins = StandIns(fp32=(0.1, False))
     choice = trial.choose(stand_ins.candidates(), stand_ins.build, reference, batches,
-                          BuildCache(tmp_path), {"weights": "w"}, why_single="as --backend x asks")
+                          BuildCache(tmp_path), {"model": "w"}, why_single="as --backend x asks")
     assert stand_ins.calls == 0 and choice.record["trial"] is False
     assert choice.banner() == "backend: standin fp32 (as --backend x asks)"
     assert not (tmp_path / "entries").exists()
 
 
-def test_the_int8_figure_is_found_for_the_same_weights_on_this_host(reference, batches, tmp_path):
+def test_the_int8_figure_is_found_for_the_same_model_on_this_host(reference, batches, tmp_path,
+                                                                 monkeypatch):
+    # 16 trial sentences in 0.016 s against the reference's 0.1 s a batch of 4 (0.4 s): 25x
+    _fixed(monkeypatch, [[0.016, 0.016], [0.032, 0.032]], [(1.0, 0.0), (1.0, 0.0)])
     cache = BuildCache(tmp_path)
     int8 = StandIns(**{"int8": (0.1, False)})
     candidates = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
     trial.choose(candidates, lambda c: int8.build(Candidate("standin", "int8")), reference,
-                 batches, cache, {"weights": "w"})
+                 batches, cache, {"model": "w"})
     hint = int8_hint(trial.cached_decisions(cache, "w", "int8"))
-    assert hint.startswith("bert_quantize.py's trial measured standin-int8 at ")  # as it ran
-    # 0.1 ms a sentence against the reference's 0.1 s a batch of 4: about 250x
-    assert 100 < float(hint.split(" at ")[1].split("×")[0]) < 260
-    assert int8_hint(trial.cached_decisions(cache, "other weights", "int8")) is None
+    assert hint == ("bert_quantize.py's trial measured standin-int8 at 25.0× the reference "
+                    "(agreement 1.000 on 16 sentences)")  # named as it ran
+    assert int8_hint(trial.cached_decisions(cache, "another model", "int8")) is None
 
 
 @pytest.mark.parametrize("float_seconds, said", [(0.5, True), (1.02, True), (1.05, False)])
@@ -454,7 +532,7 @@ def test_float_builds_are_timed_beside_int8_in_the_same_trial_and_never_chosen(
                             "bf16": (0.1, False)})
     int8 = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
     choice = trial.choose(int8, stand_ins.build, reference, batches, BuildCache(tmp_path),
-                          {"weights": "w"}, compared=[Candidate("standin", "bf16")])
+                          {"model": "w"}, compared=[Candidate("standin", "bf16")])
     assert choice.candidate.label == "int8+fp32"
     compared = next(c for c in choice.record["candidates"] if c["candidate"] == "standin bf16")
     assert compared["compared_only"] is True and compared["sent_per_s"] == 16 / float_seconds

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..batching import Batch, Encoded
 from ..cache import cache_key
+from ..cpu import cpu_identity
 from ..fidelity import rule_in_key
 
 QUANTIZATIONS = ("static", "dynamic")
@@ -61,25 +62,33 @@ class Calibration:
         return record
 
     def cache_parts(self) -> dict:
-        """record() plus a hash of the token ids, so an edited calibration file means a new build."""
+        """record() plus a hash of everything the samples feed the model (token ids, token type
+        ids, the padding id, the length cut), so an edited calibration file or tokenizer means a
+        new build."""
         encoded = [self.encoded] + ([self.validation] if self.validation is not None else [])
-        tokens = hashlib.sha256(b"".join(ids.tobytes() for e in encoded for ids in e.ids)).hexdigest()
-        return {**self.record(), "tokens": tokens}
+        tokens = hashlib.sha256()
+        for e in encoded:
+            tokens.update(f"pad {e.pad_id} max {e.max_length}|".encode())
+            for ids, types in zip(e.ids, e.type_ids):
+                tokens.update(ids.tobytes() + b"|" + types.tobytes() + b"|")
+        return {**self.record(), "tokens": tokens.hexdigest()}
 
 
-def build_key(backend: str, weights: str, options: BuildOptions, keyed: Sequence[str],
+def build_key(backend: str, model: str, options: BuildOptions, keyed: Sequence[str],
               versions: dict[str, str], recipe: dict, calibration: Optional[Calibration] = None,
               **facts) -> str:
     """The one cache key of every backend's build: everything its files depend on, so that
-    changing any of it means a rebuild. The weights, the options the backend's files depend on
+    changing any of it means a rebuild. The model's identity (weights, config, tokenizer), the options the backend's files depend on
     (`keyed`: e.g. OpenVINO's float IR serves every float precision, so none of them), the rule of
-    --min-agreement where it is set, further `facts` of the build (e.g. the inputs GroqFlow
+    --min-agreement and the CPU its search scored on, where it is set, further `facts` of the build (e.g. the inputs GroqFlow
     compiles), the library versions, the backend's recipe (opset, quantizer settings, fusions) and
     the calibration samples."""
     chosen = {name: getattr(options, name) for name in keyed}
     if "min_agreement" in keyed:
         chosen.update(rule_in_key(options.min_agreement))
-    parts = {"backend": backend, "weights": weights, "options": {**chosen, **facts},
+        if options.min_agreement is not None:  # the search scored candidates on this CPU's
+            chosen["searched_on"] = cpu_identity()  # arithmetic: another CPU may choose otherwise
+    parts = {"backend": backend, "model": model, "options": {**chosen, **facts},
              "versions": versions, "recipe": recipe}
     if calibration is not None:
         parts["calibration"] = calibration.cache_parts()

@@ -113,7 +113,23 @@ def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...
 
 
 def library_versions() -> dict[str, str]:
-    return package_versions("groqflow", "torch", "transformers")
+    """groqflow's, torch's and transformers' versions, and the GroqWare Suite's (groq-devtools
+    compiles, groq-runtime runs) as GroqFlow reads them from the OS's packages."""
+    return {**package_versions("groqflow", "torch", "transformers"), **groqware_versions()}
+
+
+def groqware_versions() -> dict[str, str]:
+    """The installed groq-devtools and groq-runtime packages' versions, "unknown" where GroqFlow
+    cannot read them."""
+    from groqflow.common import sdk_helpers
+
+    versions = {}
+    for package in ("groq-devtools", "groq-runtime"):
+        found: list = []
+        why = quiet_failure(lambda: found.append(sdk_helpers._installed_package_version(
+            package, sdk_helpers.validate_os_version())))
+        versions[package] = str(found[0]) if not why and found and found[0] else "unknown"
+    return versions
 
 
 def groq_inputs(batch: Batch, ids_dtype, token_types: bool = False) -> dict:
@@ -226,7 +242,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     token_types = takes_token_types(checkpoint.model, example)
     flags = compiler_flags(options)
     fed = {"token_type_ids": True} if token_types else {}  # another graph: another build
-    key = build_key(NAME, checkpoint.digest, options, [f.name for f in fields(BuildOptions)],
+    key = build_key(NAME, checkpoint.identity, options, [f.name for f in fields(BuildOptions)],
                     library_versions(), RECIPE, calibration if int8 else None,
                     compiler_flags=flags, **fed)
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from

@@ -99,7 +99,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     check_options(options)
     int8 = options.precision == "int8"
     recipe = build_recipe(options)
-    key = build_key(NAME, checkpoint.digest, options, KEYED, library_versions(), recipe,
+    key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,
                     calibration if int8 and options.quantization == "static" else None)
     label = f"int8-{options.quantization}" if int8 else options.precision
     export = cached_export(checkpoint, example, cache)

@@ -111,7 +111,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
     searched = {"searched_at": options.remainder} if int8 and options.min_agreement is not None \
         else {}  # --min-agreement searches the model as it runs: at its remainder
-    key = build_key(NAME, checkpoint.digest, options, ("min_agreement",) if int8 else (),
+    key = build_key(NAME, checkpoint.identity, options, ("min_agreement",) if int8 else (),
                     library_versions(), recipe, calibration if int8 else None, ir=ir, **searched)
     export = cached_export(checkpoint, example, cache)
     cached = cache.get_or_build(

@@ -200,7 +200,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
     check_options(options)
     recipe = build_recipe(options)
-    key = build_key(NAME, checkpoint.digest, options, KEYED, library_versions(), recipe)
+    key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe)
     folder, found = inductor_cache(cache, key)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)  # read by inductor as it compiles
     device = gpu.torch_device(options.device)
