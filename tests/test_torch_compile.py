@@ -110,6 +110,13 @@ def test_on_a_gpu_host_auto_trials_fp16_and_bf16_on_the_gpu_and_says_so(
     assert json.loads(out.read_text())["choice"]["cached"] is False
 
 
+def test_a_precision_auto_does_not_trial_on_the_gpu_is_built_there_when_named(simulated_gpu):
+    assert [str(c) for c in candidates_for("auto", "auto", None, "fp32").candidates] == [
+        "torch_compile fp32 on cuda"]
+    assert [str(c) for c in candidates_for("auto", "auto", None, "bf16").candidates] == [
+        "torch_compile bf16 on cuda"]
+
+
 def test_device_cpu_on_a_gpu_host_builds_for_the_cpu(simulated_gpu):
     offer = candidates_for("auto", "cpu", None)
     assert offer.device == "cpu" and all(c.device == "cpu" for c in offer.candidates)

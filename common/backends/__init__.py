@@ -49,23 +49,29 @@ def _usable(name: str) -> Backend:
     return module
 
 
+def _every_build(module: Backend, device: str, quantization: str | None) -> tuple[Candidate, ...]:
+    """A backend's builds on `device`: those `auto` trials and those it makes on request only."""
+    on_request = getattr(module, "on_request", lambda device, quantization: ())
+    return module.candidates(device, quantization) + on_request(device, quantization)
+
+
 def _named(name: str, device: str, quantization: str | None) -> tuple[Candidate, ...]:
-    """An explicitly named backend's builds on `device`: those `auto` trials and those it makes
-    on request only."""
+    """An explicitly named backend's builds on `device`, every one."""
     module = _usable(name)
     if quantization is not None and quantization not in module.QUANTIZATIONS:
         raise UserError(f"--quantization {quantization} is not built by {name} (it builds "
                         f"{', '.join(module.QUANTIZATIONS) or 'no INT8'}); pass --backend "
                         "onnxruntime")
-    on_request = getattr(module, "on_request", lambda device, quantization: ())
-    return module.candidates(device, quantization) + on_request(device, quantization)
+    return _every_build(module, device, quantization)
 
 
-def hosted(device: str, quantization: str | None) -> list[Candidate]:
+def hosted(device: str, quantization: str | None, requested: bool = False) -> list[Candidate]:
     """What `auto` trials on `device` where GroqFlow does not run: every installed host
-    backend's candidates there."""
-    usable = [n for n in HOST_BACKENDS if backend_module(n).available()[0]]
-    return [c for n in usable for c in backend_module(n).candidates(device, quantization)]
+    backend's candidates there (`requested`: their builds made on request too)."""
+    modules = [backend_module(n) for n in HOST_BACKENDS if backend_module(n).available()[0]]
+    return [c for module in modules for c in (_every_build(module, device, quantization)
+                                              if requested else
+                                              module.candidates(device, quantization))]
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,9 @@ def candidates_for(backend: str, device: str, quantization: str | None,
     for where in tried:
         found = list(_named(backend, where, quantization)) if backend != "auto" else \
             hosted(where, quantization)
+        if precision != "auto" and backend == "auto" and where == "cuda" and \
+                not any(c.label == precision for c in found):
+            found = hosted(where, quantization, requested=True)  # fp32 on a GPU
         if found:
             break
     else:
