@@ -6,7 +6,6 @@ built, ...) and reported as the median with its range.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -15,7 +14,7 @@ import numpy as np
 
 from .backends.base import Runner
 from .batching import Batches, Encoded, make_batches
-from .metrics import agreement_figures
+from .metrics import agreement_figures, spread
 from .progress import progress_bar
 
 UNSTEADY_SPREAD = 1.5  # slowest round over fastest: past this the machine was busy
@@ -143,10 +142,6 @@ def time_both(reference: Evaluation, built: Evaluation, encoded: Encoded, batch_
         "batch1_input_length": encoded.max_length if static_shape else "each sentence's own"}
 
 
-def _spread(values: list) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def _percentiles(milliseconds: Optional[np.ndarray]) -> Optional[dict]:
     if milliseconds is None:
         return None
@@ -173,7 +168,7 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
         "accuracy": float((evaluation.predictions == labels).mean()),
         "agreement": None, "max_abs_logit_diff": None, "speedup": None,
         "build_seconds": runner.build_seconds, "cache_hit": runner.cache_hit,
-        "throughput": _spread(timing.throughputs()),
+        "throughput": spread(timing.throughputs()),
         "round_seconds": timing.round_seconds,
         "unsteady": max(timing.round_seconds) > UNSTEADY_SPREAD * min(timing.round_seconds),
         # three latencies, each only where it was measured: a batch run alone; a batch run with
@@ -183,8 +178,9 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
         "batch1_latency_ms": _percentiles(timing.batch1_ms),
     }
     if reference is not None:
-        entry["agreement"], entry["max_abs_logit_diff"] = agreement_figures(evaluation.logits,
-                                                                            reference.logits)
+        agreeing, entry["max_abs_logit_diff"] = agreement_figures(evaluation.logits,
+                                                                  reference.logits)
+        entry["agreement"] = agreeing / len(reference.logits)
     classes = evaluation.logits.shape[1]
     if classes > 2:  # which classes a build trades for which: rows the truth, columns the answer
         entry["confusion_against_labels"] = confusion(labels, evaluation.predictions, classes)
@@ -192,7 +188,7 @@ def run_metrics(evaluation: Evaluation, timing: Timing, labels: np.ndarray, role
             entry["confusion_against_reference"] = confusion(
                 reference.predictions, evaluation.predictions, classes)
     if reference_timing is not None:  # round by round: both ran back to back
-        entry["speedup"] = _spread([r / b for r, b in zip(reference_timing.round_seconds,
+        entry["speedup"] = spread([r / b for r, b in zip(reference_timing.round_seconds,
                                                           timing.round_seconds)])
     if runner.files:
         entry["files"] = runner.files

@@ -11,13 +11,14 @@ import torch
 import transformers
 
 from .batching import INPUT_NAMES, Batch
-from .cache import BuildCache, CachedBuild, cache_key
+from .cache import BuildCache, CachedBuild
 from .errors import UserError, first_line
 from .progress import progress_bar
 
 OPSET = 17
 EXPORT_FILE = "model.onnx"
 EXPORT_TOLERANCE = 1e-3  # fp32 against fp32: seen at 1e-6 on every supported architecture
+EXPORT_RECIPE = {"export": "torchscript, eager attention, dynamic batch and sequence", "opset": OPSET}
 
 
 def model_input_names(model: torch.nn.Module) -> tuple[str, ...]:
@@ -79,20 +80,16 @@ def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> tuple[str
             raise UserError(f"{architecture(model)} does not export to ONNX with transformers "
                             f"{transformers.__version__} ({first_line(exc)})") from None
         expected = model(**dict(zip(names, args))).logits.float().numpy()
-    check_export(path, names, example, expected, architecture(model))
+    check_export(path, example, expected, architecture(model))
     return names
 
 
-def check_export(path: Path, names: tuple[str, ...], example: Batch, expected: np.ndarray,
-                 what: str) -> None:
+def check_export(path: Path, example: Batch, expected: np.ndarray, what: str) -> None:
     """The exported graph, run by ONNX Runtime as stored, must give PyTorch's logits."""
-    import onnxruntime as ort
+    from .backends.ort_session import make_session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], {name: example[name] for name in names})[0]
+    predict, _ = make_session(path, "cpu", optimize=False)
+    got = predict(example)
     gap = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
     if not gap <= EXPORT_TOLERANCE:
         raise UserError(f"the ONNX export of {what} does not reproduce PyTorch's logits "
@@ -102,12 +99,11 @@ def check_export(path: Path, names: tuple[str, ...], example: Batch, expected: n
 def cached_export(checkpoint, example: Batch, cache: BuildCache) -> CachedBuild:
     """The export every file-based build starts from, made once per checkpoint and exporter
     versions: OpenVINO converts it, ONNX Runtime runs it as its fp32 build or quantizes it."""
-    import onnx
+    from .backends.base import BuildOptions, build_key
+    from .provenance import package_versions
 
-    parts = {"export": "torchscript, eager attention, dynamic batch and sequence", "opset": OPSET,
-             "model": checkpoint.identity, "versions": {"torch": torch.__version__,
-                                                        "transformers": transformers.__version__,
-                                                        "onnx": onnx.__version__}}
+    key = build_key("onnx-export", checkpoint.identity, BuildOptions(), (),
+                    package_versions("torch", "transformers", "onnx"), EXPORT_RECIPE)
 
     def build(folder: Path) -> dict:
         with progress_bar("export onnx", 1, "model") as bar:
@@ -115,4 +111,4 @@ def cached_export(checkpoint, example: Batch, cache: BuildCache) -> CachedBuild:
             bar.update()
         return {"input_names": list(names)}
 
-    return cache.get_or_build("onnx", cache_key(parts), build)
+    return cache.get_or_build("onnx", key, build)

@@ -22,6 +22,7 @@ from typing import Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
+from . import pace
 from .batching import Batch, Encoded, make_batches
 from .errors import UserError
 from .metrics import agreeing_rows
@@ -110,7 +111,7 @@ def slice_logits(predict: Callable[[Batch], np.ndarray], encoded: Encoded,
     for batch in batches.inputs:
         outputs.append(np.asarray(predict(batch)))
         elapsed = time.perf_counter() - start
-        if budget_s is not None and elapsed / len(outputs) * len(batches.inputs) > budget_s:
+        if pace.runs_past(budget_s, elapsed, len(outputs), len(batches.inputs) - len(outputs)):
             raise TooSlow(f"its validation-slice pass would take "
                           f"{elapsed / len(outputs) * len(batches.inputs):.0f} s, over "
                           f"{budget_s:.0f} s (its first {len(outputs)} batches took {elapsed:.1f} s)")

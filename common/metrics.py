@@ -1,6 +1,10 @@
-"""How a build answers against another: the one place agreement is computed (the trial, the run's
-metrics, the --min-agreement search)."""
+"""How a build answers against another, and how repeated figures are summarised: the one place
+agreement is computed (the trial, the run's metrics, the --min-agreement search) and spreads are
+taken."""
 from __future__ import annotations
+
+import statistics
+from typing import Sequence
 
 import numpy as np
 
@@ -10,7 +14,13 @@ def agreeing_rows(got: np.ndarray, want: np.ndarray) -> int:
     return int((got.argmax(axis=1) == want.argmax(axis=1)).sum())
 
 
-def agreement_figures(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    """The share of rows whose predicted class is the same, and the largest |Δlogit|: how a build
-    answers against another, wherever that is asked (the trial, the run's metrics)."""
-    return agreeing_rows(got, want) / len(want), float(np.abs(got - want).max())
+def agreement_figures(got: np.ndarray, want: np.ndarray) -> tuple[int, float]:
+    """How many rows predict the same class, and the largest |Δlogit|: how a build answers
+    against another, wherever that is asked (the trial, the run's metrics); the share is that
+    count over the rows."""
+    return agreeing_rows(got, want), float(np.abs(got - want).max())
+
+
+def spread(values: Sequence[float]) -> dict:
+    """median, min and max: how every repeated figure (rounds, trial passes) is reported."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import interrupt
+from . import interrupt, pace
 from .backends import versions_of
 from .backends.base import Candidate, Runner
 from .batching import Batches
@@ -31,7 +30,7 @@ from .cache import BuildCache, cache_key
 from .cpu import cpu_identity, usable_cpus
 from .errors import BuildTooSlow, UserError
 from .evaluate import Evaluation, measure
-from .metrics import agreement_figures
+from .metrics import agreement_figures, spread
 
 # The gate: a build passes when at most floor((1 - share) × n) + BOUNDARY of the n trial sentences
 # answer otherwise than the reference. BOUNDARY: one sentence on the decision boundary never sends
@@ -74,7 +73,7 @@ class Choice:
         if not rec["trial"]:
             return f"backend: {ran} ({rec['why']})"
         entries = {c["candidate"]: c for c in rec["candidates"]}
-        said = f"backend: {ran}, {entries[rec['chosen']]['sent_per_s']:.0f} sent/s"
+        said = f"backend: {ran}, {chosen_entry(rec)['sent_per_s']:.0f} sent/s"
         if rec["runner_up"]:
             runner_up = entries[rec["runner_up"]]
             said += f"; runner-up {runner_up['ran']} {runner_up['sent_per_s']:.0f} sent/s"
@@ -129,7 +128,7 @@ def first_pass(runner: Runner, pieces: Sequence[dict], budget: float
     done, outputs = 1, []
     for piece in pieces:
         elapsed = time.perf_counter() - start
-        if elapsed + elapsed / done * len(piece["input_ids"]) > budget:
+        if pace.runs_past(budget, elapsed, done, len(piece["input_ids"])):
             return None, done / elapsed
         outputs += runner.run_all([piece])[0]
         done += len(piece["input_ids"])
@@ -181,7 +180,7 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
     """Agreement and interleaved timing of every built candidate on the trial batches."""
     sentences = sum(len(rows) for rows in trial.rows)
     expected = [reference.logits[rows] for rows in trial.rows]
-    budget = max(FIRST_PASS_FLOOR_S, FIRST_PASS_LIMIT * reference_seconds)
+    budget = pace.budget(FIRST_PASS_LIMIT, FIRST_PASS_FLOOR_S, reference_seconds)
     entries, timed = {}, []
     for candidate in [*candidates, *compared]:  # the untimed first pass: warms, gives the answers
         entries[candidate] = _entry(candidate, runners.get(candidate), candidate in compared)
@@ -195,9 +194,9 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
                 f"{budget:.1f} s ({FIRST_PASS_LIMIT}× the reference's {reference_seconds:.2f} s, "
                 f"at least {FIRST_PASS_FLOOR_S:.0f} s); not timed"))
             continue
-        agreement, gap = agreement_figures(np.concatenate(outputs), np.concatenate(expected))
-        entries[candidate].update(agreement=agreement, max_abs_logit_diff=gap,
-                                  disagreements=int(round((1 - agreement) * sentences)))
+        agreeing, gap = agreement_figures(np.concatenate(outputs), np.concatenate(expected))
+        entries[candidate].update(agreement=agreeing / sentences, max_abs_logit_diff=gap,
+                                  disagreements=sentences - agreeing)
         timed.append(candidate)
     if not any(c in timed for c in candidates):
         reasons = "; ".join(f"{e['ran']}: {e['dropped']}" for c, e in entries.items()
@@ -207,9 +206,9 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
     timings = measure([(runners[c], trial, None) for c in timed], sentences, TRIAL_ROUNDS,
                       desc="trial")
     for candidate, timing in zip(timed, timings):
-        speeds = timing.throughputs()
-        entries[candidate].update(sent_per_s=statistics.median(speeds), sent_per_s_min=min(speeds),
-                                  sent_per_s_max=max(speeds))
+        speeds = spread(timing.throughputs())
+        entries[candidate].update(sent_per_s=speeds["median"], sent_per_s_min=speeds["min"],
+                                  sent_per_s_max=speeds["max"])
     share = _gate(kind, min_agreement)
     allowed = allowed_disagreements(sentences, share)
     chosen, why = _decide(entries, candidates, allowed, share, sentences)
@@ -229,21 +228,30 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
     return record
 
 
+def chosen_entry(record: dict) -> dict:
+    """The trial record's entry of the build it chose."""
+    return next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
+
+
+def speedup(record: dict, entry: dict) -> float:
+    """An entry's trial speed as a multiple of the reference's on the same sentences."""
+    return entry["sent_per_s"] / record["reference_sent_per_s"]
+
+
 def float_as_fast(record: dict) -> Optional[dict]:
     """A compared float build of this trial that ran as fast as the chosen INT8 one (within a
     trial's noise, SAME_SPEED, or faster) at no less agreement: the fastest such, with both
     figures as multiples of the reference's speed on the same sentences."""
-    chosen = next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
+    chosen = chosen_entry(record)
     floats = [c for c in record["candidates"] if c.get("compared_only") and "sent_per_s" in c
               and c["sent_per_s"] >= (1 - SAME_SPEED) * chosen["sent_per_s"]
               and c["agreement"] >= chosen["agreement"]]
     if not floats:
         return None
     best = max(floats, key=lambda c: c["sent_per_s"])
-    reference = record["reference_sent_per_s"]
-    return {"float": best["ran"], "float_speedup": best["sent_per_s"] / reference,
+    return {"float": best["ran"], "float_speedup": speedup(record, best),
             "float_agreement": best["agreement"], "int8": chosen["ran"],
-            "int8_speedup": chosen["sent_per_s"] / reference, "int8_agreement": chosen["agreement"],
+            "int8_speedup": speedup(record, chosen), "int8_agreement": chosen["agreement"],
             "sentences": record["trial_sentences"]}
 
 

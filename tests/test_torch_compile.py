@@ -14,8 +14,9 @@ from common.backends.base import BuildOptions, Candidate
 from common.batching import make_batches, tokenize
 from common.cache import BuildCache
 from common.checkpoints import load_checkpoint
-from common.proofpoint import compared_floats, main
-from conftest import OPENVINO, SENTENCES, make_checkpoint
+from common.backends import compared_floats
+from common.proofpoint import main
+from conftest import OPENVINO, SENTENCES, make_checkpoint, valid_results
 
 
 def _run(spec, checkpoint, data, cache_dir, out, *extra):
@@ -88,7 +89,7 @@ def test_on_a_gpu_host_auto_trials_fp16_and_bf16_on_the_gpu_and_says_so(
         tiny_checkpoint, data_file, cache_dir, tmp_path, capsys, simulated_gpu, quick_compile):
     out = tmp_path / "gpu.json"
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, out) == 0
-    doc = json.loads(out.read_text())
+    doc = valid_results(json.loads(out.read_text()))
     reference, built = doc["runs"]
     assert (reference["device"], reference["precision"]) == ("cpu", "fp32")  # always the CPU
     assert built["device"] == "cuda" and built["backend"] == "torch_compile"

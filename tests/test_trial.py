@@ -211,7 +211,8 @@ def test_when_none_agrees_the_closest_runs_and_the_record_says_so(reference, bat
 
 
 def _fixed(monkeypatch, seconds: list, scores: list):
-    """Timings and agreements of the candidates, in order, as given."""
+    """Timings and agreements (agreeing trial sentences of 16, gap) of the candidates, in order,
+    as given."""
     timings = iter(seconds)
 
     class Timing:
@@ -229,7 +230,7 @@ def _fixed(monkeypatch, seconds: list, scores: list):
 
 def test_equally_fast_builds_are_told_apart_by_agreement(reference, batches, tmp_path, monkeypatch):
     """Within SAME_SPEED of each other, the one that answers more like the reference runs."""
-    _fixed(monkeypatch, [[1.0, 1.0], [0.99, 0.99]], [(1.0, 0.1), (0.9375, 0.2)])
+    _fixed(monkeypatch, [[1.0, 1.0], [0.99, 0.99]], [(16, 0.1), (15, 0.2)])
     int8 = StandIns(**{"int8+fp32": (0.1, False), "int8+bf16": (0.1, False)})
     candidates = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
     choice = trial.choose(candidates, int8.build, reference, batches, BuildCache(tmp_path),
@@ -243,7 +244,7 @@ def test_equally_fast_builds_are_told_apart_by_agreement(reference, batches, tmp
 def test_a_faster_build_is_chosen_over_a_slower_one_that_agrees_more(reference, batches,
                                                                      tmp_path, monkeypatch):
     """Both pass the gate, 5% apart: speed decides, not agreement."""
-    _fixed(monkeypatch, [[1.0, 1.0], [0.95, 0.95]], [(1.0, 0.1), (0.9375, 0.2)])
+    _fixed(monkeypatch, [[1.0, 1.0], [0.95, 0.95]], [(16, 0.1), (15, 0.2)])
     int8 = StandIns(**{"int8+fp32": (0.1, False), "int8+bf16": (0.1, False)})
     candidates = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
     choice = trial.choose(candidates, int8.build, reference, batches, BuildCache(tmp_path),
@@ -508,7 +509,7 @@ def test_a_single_candidate_is_built_without_a_trial(reference, batches, tmp_pat
 def test_the_int8_figure_is_found_for_the_same_model_on_this_host(reference, batches, tmp_path,
                                                                  monkeypatch):
     # 16 trial sentences in 0.016 s against the reference's 0.1 s a batch of 4 (0.4 s): 25x
-    _fixed(monkeypatch, [[0.016, 0.016], [0.032, 0.032]], [(1.0, 0.0), (1.0, 0.0)])
+    _fixed(monkeypatch, [[0.016, 0.016], [0.032, 0.032]], [(16, 0.0), (16, 0.0)])
     cache = BuildCache(tmp_path)
     int8 = StandIns(**{"int8": (0.1, False)})
     candidates = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]
@@ -527,7 +528,7 @@ def test_float_builds_are_timed_beside_int8_in_the_same_trial_and_never_chosen(
     is timed in the INT8 trial; the INT8 build still runs, and the record says so when the float
     one was as fast (within 3%) or faster."""
     _fixed(monkeypatch, [[1.0, 1.0], [1.5, 1.5], [float_seconds] * 2],
-           [(0.9375, 0.1), (0.9375, 0.1), (1.0, 0.0)])
+           [(15, 0.1), (15, 0.1), (16, 0.0)])
     stand_ins = StandIns(**{"int8+fp32": (0.1, False), "int8+bf16": (0.1, False),
                             "bf16": (0.1, False)})
     int8 = [Candidate("standin", "int8", "fp32"), Candidate("standin", "int8", "bf16")]

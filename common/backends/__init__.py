@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from .. import interrupt
+from .. import fidelity, interrupt
 from ..errors import UserError, first_line
 from ..gpu import resolve_device
 from .base import Backend, Candidate
@@ -140,3 +140,40 @@ def _narrowed(found: list[Candidate], precision: str, device: str) -> list[Candi
                         f"build{'s' if ' and ' not in names else ''} "
                         f"{' or '.join(dict.fromkeys(c.label for c in found))} here")
     return kept
+
+
+def with_accuracy_control(candidates: list[Candidate], min_agreement: float | None,
+                          quantization: str | None, validation_samples: int) -> list[Candidate]:
+    """With --min-agreement, the builds of backends that can keep layers in float to meet it; its
+    validation slice is drawn beside the calibration samples, so static INT8 only, and must be
+    large enough to show the target at all."""
+    if min_agreement is None:
+        return candidates
+    if quantization != "static":
+        raise UserError("--min-agreement searches calibrated (static) INT8; dynamic INT8 has no "
+                        "calibration: drop --quantization dynamic")
+    fidelity.check_slice(min_agreement, validation_samples)
+    kept = [c for c in candidates if getattr(backend_module(c.backend), "ACCURACY_CONTROL", False)]
+    if not kept:
+        names = " and ".join(dict.fromkeys(c.backend for c in candidates))
+        raise UserError(f"--min-agreement: {names} cannot keep layers in float to meet it; "
+                        "OpenVINO and ONNX Runtime can: --backend openvino or onnxruntime")
+    return kept
+
+
+def compared_floats(candidates: list[Candidate], device: str, forced: bool = False
+                    ) -> list[Candidate]:
+    """The float builds that an INT8 trial times beside its candidates (never chosen), so that
+    the run can say when INT8 buys no speed here: where it trials INT8 builds, those of the same
+    host backends; on a GPU host whose INT8 runs on the CPU, unless the flags force the build, the
+    GPU's float builds (beside a single INT8 build too)."""
+    backends = [name for name in dict.fromkeys(c.backend for c in candidates)
+                if not backend_module(name).STATIC_SHAPE]
+    if not backends or candidates[0].precision != "int8":
+        return []
+    where = candidates[0].device
+    floats = [c for name in backends for c in backend_module(name).candidates(where, None)] \
+        if len(candidates) > 1 else []
+    if device == "cuda" and where != device and not forced:
+        floats += [c for c in hosted(device, None) if c not in floats]
+    return floats

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import fidelity
+from .. import fidelity, pace
 from ..errors import BuildTooSlow
 from ..batching import make_batches
 from ..quiet import loggers_at_error, stdout_to_progress
@@ -59,7 +59,7 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
 
     start = time.perf_counter()
     float_logits = scored(model, "fp32")
-    budget = max(SLICE_FLOOR_S, SLICE_LIMIT * (time.perf_counter() - start))
+    budget = pace.budget(SLICE_LIMIT, SLICE_FLOOR_S, time.perf_counter() - start)
     try:
         return fidelity.search(
             quantize, lambda candidate: scored(candidate, remainder, budget), float_logits,
