@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from . import fidelity, gpu, interrupt
-from .backends import backend_module, candidates_for, hosted, versions_of
+from .backends import (backend_module, candidates_for, compared_floats, versions_of,
+                       with_accuracy_control)
 from .backends.base import BuildOptions, Calibration, Candidate, Runner
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
@@ -24,8 +25,8 @@ from .flags import check_flags, seed
 from .mismatches import write_mismatches
 from .provenance import started
 from .paths import ROOT
-from .results import (environment, float_as_fast_line, format_notes, format_table, int8_hint,
-                      write_json)
+from .results import (RESULTS_SCHEMA_VERSION, environment, float_as_fast_line, format_notes,
+                      format_table, int8_hint, write_json)
 from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
 from .spec import INTERRUPTED, ProofPoint
 from .sst2 import Columns, Examples, load_examples
@@ -66,43 +67,6 @@ def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoi
                         device=candidate.device,
                         num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
                         max_length=args.max_length)
-
-
-def with_accuracy_control(candidates: list[Candidate], min_agreement: float | None,
-                          quantization: str | None, validation_samples: int) -> list[Candidate]:
-    """With --min-agreement, the builds of backends that can keep layers in float to meet it; its
-    validation slice is drawn beside the calibration samples, so static INT8 only, and must be
-    large enough to show the target at all."""
-    if min_agreement is None:
-        return candidates
-    if quantization != "static":
-        raise UserError("--min-agreement searches calibrated (static) INT8; dynamic INT8 has no "
-                        "calibration: drop --quantization dynamic")
-    fidelity.check_slice(min_agreement, validation_samples)
-    kept = [c for c in candidates if getattr(backend_module(c.backend), "ACCURACY_CONTROL", False)]
-    if not kept:
-        names = " and ".join(dict.fromkeys(c.backend for c in candidates))
-        raise UserError(f"--min-agreement: {names} cannot keep layers in float to meet it; "
-                        "OpenVINO and ONNX Runtime can: --backend openvino or onnxruntime")
-    return kept
-
-
-def compared_floats(candidates: list[Candidate], device: str, forced: bool = False
-                    ) -> list[Candidate]:
-    """The float builds that an INT8 trial times beside its candidates (never chosen), so that
-    the run can say when INT8 buys no speed here: where it trials INT8 builds, those of the same
-    host backends; on a GPU host whose INT8 runs on the CPU, unless the flags force the build, the
-    GPU's float builds (beside a single INT8 build too)."""
-    backends = [name for name in dict.fromkeys(c.backend for c in candidates)
-                if not backend_module(name).STATIC_SHAPE]
-    if not backends or candidates[0].precision != "int8":
-        return []
-    where = candidates[0].device
-    floats = [c for name in backends for c in backend_module(name).candidates(where, None)] \
-        if len(candidates) > 1 else []
-    if device == "cuda" and where != device and not forced:
-        floats += [c for c in hosted(device, None) if c not in floats]
-    return floats
 
 
 def forced_by(args: argparse.Namespace) -> str:
@@ -290,7 +254,8 @@ def results_document(args: argparse.Namespace, plan: Plan, provenance: dict, cho
                      timed: dict, notes: list, runs: list) -> dict:
     """The results JSON (docs/json.md)."""
     examples, calibration = plan.examples, plan.calibration
-    document = {**provenance, "model": args.model, "dataset": args.dataset,
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, **provenance, "model": args.model,
+                "dataset": args.dataset,
                 "split": plan.sources["dataset"].split, "samples": len(examples.sentences),
                 "labels": examples.labels_rule or "class ids as in the file",
                 "num_labels": plan.checkpoint.labels.count, "columns": examples.columns,

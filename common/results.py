@@ -10,7 +10,11 @@ from .cpu import cpu_info, cpu_summary, thread_budget
 from .files import write_results_file
 from . import gpu
 from .provenance import package_versions
+from .trial import chosen_entry, speedup
 
+# the results JSON's layout: docs/results.schema.json (a test validates every run's file against
+# it); a change of layout is a new version
+RESULTS_SCHEMA_VERSION = 1
 COLUMNS = ("runner", "device", "precision", "accuracy", "agreement", "max|Δlogit|", "build s",
            "model MB", "sent/s (min–max)", "× reference (min–max)", "batch-1 ms")
 
@@ -123,9 +127,9 @@ def int8_hint(int8_decisions: list[dict]) -> str | None:
     """What INT8 measured here for these weights, from the quantize proof point's cached trial
     (the build named as it ran, read back, not as the candidate asked)."""
     for record in int8_decisions:
-        chosen = next(c for c in record["candidates"] if c["candidate"] == record["chosen"])
+        chosen = chosen_entry(record)
         return (f"bert_quantize.py's trial measured {chosen['ran']} at "
-                f"{chosen['sent_per_s'] / record['reference_sent_per_s']:.1f}× the reference "
+                f"{speedup(record, chosen):.1f}× the reference "
                 f"(agreement {chosen['agreement']:.3f} on {record['trial_sentences']} sentences)")
     return None
 

@@ -262,3 +262,12 @@ def chosen_by_the_rule(choice: dict) -> dict:
     top = max(c["sent_per_s"] for c in passing)
     near = [c for c in passing if c["sent_per_s"] >= 0.97 * top]
     return max(near, key=lambda c: (c["agreement"], c["sent_per_s"]))
+
+
+def valid_results(document: dict) -> dict:
+    """The results document, validated against docs/results.schema.json (jsonschema raises)."""
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    return document

@@ -175,14 +175,21 @@ def state_file(groq_cache: Path, build_name: str) -> Path:
     return groq_cache / build_name / f"{build_name}_state.yaml"
 
 
-def build_state(groq_cache: Path, build_name: str) -> dict[str, str]:
-    """The top-level fields of GroqFlow's state file, e.g. uid, build_status, num_chips_used,
-    quantization_samples; {} if there is none."""
+def build_state(groq_cache: Path, build_name: str) -> dict:
+    """GroqFlow's state file (onnxflow writes it with yaml.dump), e.g. uid, build_status,
+    num_chips_used, quantization_samples; {} if there is none or it does not parse. Python objects
+    it may hold (tagged) are read as None: only plain fields are used."""
+    import yaml
+
+    class StateLoader(yaml.SafeLoader):
+        """SafeLoader, with any tagged object read as None instead of refused."""
+
+    StateLoader.add_multi_constructor("", lambda loader, suffix, node: None)
     try:
-        text = state_file(groq_cache, build_name).read_text()
-    except OSError:
+        state = yaml.load(state_file(groq_cache, build_name).read_text(), Loader=StateLoader)
+    except (OSError, yaml.YAMLError):
         return {}
-    return dict(re.findall(r"^(\w+): *(\S.*?)\s*$", text, re.M))
+    return state if isinstance(state, dict) else {}
 
 
 def finished_build(groq_cache: Path, build_name: str) -> tuple | None:
@@ -223,10 +230,10 @@ def read_back(groq_cache: Path, build_name: str) -> tuple[object, str, list]:
     """What groqit compiled, from its state file rather than echoed from the request: the chip
     count and the precision ("unknown" where the file does not say), and the fields read."""
     state = build_state(groq_cache, build_name)
-    used = state.get("num_chips_used", "")
-    chips = int(used) if used.isdigit() else "unknown"
-    precision = {"true": "int8", "false": "fp16"}.get(
-        state.get("quantization_samples", "").lower(), "unknown")
+    used = state.get("num_chips_used")
+    chips = used if isinstance(used, int) and not isinstance(used, bool) else "unknown"
+    samples = state.get("quantization_samples")
+    precision = {True: "int8", False: "fp16"}[samples] if isinstance(samples, bool) else "unknown"
     return chips, precision, sorted({"num_chips_used", "quantization_samples"} & set(state))
 
 
