@@ -2,6 +2,7 @@
 simulated (tests/conftest.py: torch "can use" CUDA, the build runs on the CPU), what auto offers,
 runs, labels and reports; its cache key, input by input."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -24,6 +25,8 @@ def _run(spec, checkpoint, data, cache_dir, out, *extra):
                        str(cache_dir), "--json", str(out), *extra])
 
 
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="inductor compiles its CPU kernels with a C++ compiler; none here")
 def test_forced_on_the_cpu_it_compiles_with_inductor_agrees_and_reuses_inductors_cache(
         tiny_checkpoint, data_file, cache_dir, tmp_path, capsys):
     import torch

@@ -157,7 +157,8 @@ class CompiledModel:
             device, recipe["length_bucket"], max_length, pad_id
         self.memory = gpu.PeakMemory(device)
         self.seen: set = set()
-        self.runtime: dict = {"torch_device": str(device), "cuda_graphs": self.graphs,
+        where = str(next(model.parameters()).device)  # read back from the weights
+        self.runtime: dict = {"torch_device": where, "cuda_graphs": self.graphs,
                               "compiler": recipe["compiler"], "dynamic_shapes": recipe["dynamic"],
                               "shapes": [], "shape_warmup_seconds": 0.0, "graphs_compiled": 0,
                               "cuda_graph_skips": 0, "gpu_peak_allocated_bytes": None}
