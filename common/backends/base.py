@@ -78,11 +78,12 @@ def build_key(backend: str, model: str, options: BuildOptions, keyed: Sequence[s
               versions: dict[str, str], recipe: dict, calibration: Optional[Calibration] = None,
               **facts) -> str:
     """The one cache key of every backend's build: everything its files depend on, so that
-    changing any of it means a rebuild. The model's identity (weights, config, tokenizer), the options the backend's files depend on
-    (`keyed`: e.g. OpenVINO's float IR serves every float precision, so none of them), the rule of
-    --min-agreement and the CPU its search scored on, where it is set, further `facts` of the build (e.g. the inputs GroqFlow
-    compiles), the library versions, the backend's recipe (opset, quantizer settings, fusions) and
-    the calibration samples."""
+    changing any of it means a rebuild. The model's identity (weights, config, tokenizer), the
+    options the backend's files depend on (`keyed`: e.g. OpenVINO's float IR serves every float
+    precision, so none of them), the rule of --min-agreement and the CPU its search scored on,
+    where it is set, further `facts` of the build (e.g. the inputs GroqFlow compiles), the library
+    versions, the backend's recipe (opset, quantizer settings, fusions) and the calibration
+    samples."""
     chosen = {name: getattr(options, name) for name in keyed}
     if "min_agreement" in keyed:
         chosen.update(rule_in_key(options.min_agreement))
