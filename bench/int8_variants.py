@@ -29,6 +29,7 @@ from common.calibration import draw_calibration  # noqa: E402
 from common.checkpoints import load_checkpoint  # noqa: E402
 from common.cli import DEFAULT_VALIDATION_SAMPLES  # noqa: E402
 from common.cpu import cpu_info, cpu_summary  # noqa: E402
+from common.distillation import BATCH  # noqa: E402
 from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 from common.provenance import started  # noqa: E402
@@ -61,10 +62,21 @@ MIN_AGREEMENTS = (0.99, 0.993, 0.995)
 FLOATS = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}
 
 
-def frontier(backend: str, targets: Sequence[float]) -> list[tuple[str, dict]]:
+# --distill-steps: the distilled model kept at any agreement (a target every model shows), to
+# measure it on the evaluated sentences whether or not it reaches the slice's target
+ANY_AGREEMENT = 0.01
+
+
+def frontier(backend: str, targets: Sequence[float], distill_steps: int = 0
+             ) -> list[tuple[str, dict]]:
+    distilled = [] if not distill_steps else (
+        [(f"distilled, {distill_steps} steps (kept at any agreement)",
+          {"min_agreement": ANY_AGREEMENT, "distill_steps": distill_steps})]
+        + [(f"--min-agreement {a} --distill-steps {distill_steps}",
+            {"min_agreement": a, "distill_steps": distill_steps}) for a in targets])
     return ([(f"{p} (no INT8)", {"precision": p}) for p in FLOATS[backend]]
             + [("plain INT8 (the default)", {})]
-            + [(f"--min-agreement {a}", {"min_agreement": a}) for a in targets])
+            + [(f"--min-agreement {a}", {"min_agreement": a}) for a in targets] + distilled)
 
 
 def main() -> int:
@@ -84,6 +96,9 @@ def main() -> int:
                    help="--frontier: the comma-separated --min-agreement settings built")
     p.add_argument("--validation-samples", type=int, default=DEFAULT_VALIDATION_SAMPLES,
                    help="--frontier: the slice --min-agreement searches on")
+    p.add_argument("--distill-steps", type=int, default=0,
+                   help="--frontier, OpenVINO: also the distilled model and each target with "
+                        "distillation tried first (common/distillation.py)")
     p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON (bench/report.py)")
@@ -98,8 +113,10 @@ def main() -> int:
     calibration = draw_calibration(args.calibration_dataset, None, args.seed,
                                    args.calibration_samples, checkpoint.tokenizer, 128,
                                    examples.sentences,
-                                   args.validation_samples if args.frontier else 0)
-    variants = (frontier(args.backend, [float(a) for a in args.min_agreements.split(",")])
+                                   args.validation_samples if args.frontier else 0,
+                                   distillation=args.distill_steps * BATCH)
+    variants = (frontier(args.backend, [float(a) for a in args.min_agreements.split(",")],
+                         args.distill_steps)
                 if args.frontier else VARIANTS[args.backend])
     if args.only:
         variants = [variants[int(i)] for i in args.only.split(",")]
@@ -137,6 +154,7 @@ def main() -> int:
             "backend": args.backend, "model": args.model, "dataset": args.dataset,
             "calibration_samples": len(calibration.indices), "seed": args.seed,
             "validation_samples": args.validation_samples if args.frontier else None,
+            "distill_steps": args.distill_steps,
             "rounds": args.rounds, "cpu": cpu_info(), "versions": backend.library_versions(),
             "rows": table}, indent=2) + "\n")
     return 0

@@ -178,10 +178,16 @@ def variants_table(rows: list[dict]) -> str:
 
 def slice_cell(control: dict) -> str:
     """Plain INT8's agreement on the slice → the built one's, and the lower bound that decided it
-    (files made before the 95% rule have none: their point estimate decided)."""
-    cell = f"{control['plain_int8']['agreement']:.4f} → {control['agreement']:.4f}"
+    (files made before the 95% rule have none: their point estimate decided); where distillation
+    was tried, its agreement."""
+    distilled = control.get("distillation")
+    start = control.get("plain_int8")
+    cell = (f"{start['agreement']:.4f} → " if start else "distilled: ") + f"{control['agreement']:.4f}"
     bound = control.get("agreement_lower_bound")
-    return cell if bound is None else f"{cell} (≥ {bound:.4f})"
+    cell = cell if bound is None else f"{cell} (≥ {bound:.4f})"
+    if distilled and start:
+        cell += f"; distilled {distilled['agreement']:.4f} ({distilled['seconds']:.0f} s)"
+    return cell
 
 
 def gaps_table(doc: dict) -> str:

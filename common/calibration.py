@@ -35,29 +35,32 @@ def check_no_overlap(drawn: Sequence[str], evaluated: Sequence[str], source: str
                         "calibrate on training data, never on what is evaluated")
 
 
-def draw_validation(sentences: Sequence[str], calibration: np.ndarray, count: int, seed: int,
-                    evaluated: Sequence[str]) -> np.ndarray:
-    """Rows for accuracy control's validation slice, drawn with seed + 1 from the rows whose
-    sentence (by content) is neither calibrated on nor evaluated: what steers the quantization is
-    never what is measured. Ascending."""
-    excluded = {normalized(s) for s in evaluated} | {normalized(sentences[i]) for i in calibration}
+def draw_aside(sentences: Sequence[str], taken: Sequence[int], count: int, seed: int,
+               evaluated: Sequence[str], what: str) -> np.ndarray:
+    """`count` rows drawn with `seed` from those whose sentence (by content) is neither evaluated
+    nor among the rows already `taken`: what steers the quantization is never what is measured,
+    and accuracy control's validation slice is never what distillation trains on. Ascending."""
+    excluded = {normalized(s) for s in evaluated} | {normalized(sentences[i]) for i in taken}
     rows = np.asarray([i for i, s in enumerate(sentences) if normalized(s) not in excluded])
     if len(rows) == 0:
-        raise UserError("no training sentence is left for the validation slice once calibration "
+        raise UserError(f"no training sentence is left for the {what} once calibration "
                         "and evaluation sentences are set aside")
     if len(rows) < count:
-        print(f"validation slice: {len(rows)} training rows are neither calibrated on nor "
-              f"evaluated, fewer than the {count} asked for; using all {len(rows)}", file=sys.stderr)
-    return np.sort(rows[draw_indices(len(rows), count, seed + 1)])
+        print(f"{what}: {len(rows)} training rows are neither calibrated on nor evaluated, fewer "
+              f"than the {count} asked for; using all {len(rows)}", file=sys.stderr)
+    return np.sort(rows[draw_indices(len(rows), count, seed)])
 
 
 def draw_calibration(location: str, split: str | None, seed: int, count: int,
                      tokenizer: PreTrainedTokenizerBase, max_length: int,
                      evaluated: Sequence[str], validation: int = 0,
-                     columns: Columns = Columns(), config: str | None = None) -> Calibration:
+                     columns: Columns = Columns(), config: str | None = None,
+                     distillation: int = 0) -> Calibration:
     """Tokenized exactly as evaluation is (truncation at max_length, pairs as pairs); backends
     batch them. `evaluated`: the evaluated rows' texts (Examples.texts). With `validation`, also
-    that many other rows for accuracy control (draw_validation). Labels are not read."""
+    that many other rows for accuracy control's slice (drawn with seed + 1), and with
+    `distillation` that many rows again for --distill-steps (seed + 2), each set apart from the
+    others (draw_aside). Labels are not read."""
     examples = load_examples(location, split=split, columns=columns, labels=None, config=config)
     texts = examples.texts()
     total = len(texts)
@@ -66,9 +69,12 @@ def draw_calibration(location: str, split: str | None, seed: int, count: int,
               f"using all {total}", file=sys.stderr)
     indices = draw_indices(total, count, seed)
     check_no_overlap([texts[i] for i in indices], evaluated, location)
-    checked = None
+    checked = trained = None
     if validation:
-        checked = draw_validation(texts, indices, validation, seed, evaluated)
+        checked = draw_aside(texts, indices, validation, seed + 1, evaluated, "validation slice")
+    if distillation:
+        trained = draw_aside(texts, np.concatenate([indices, checked]), distillation, seed + 2,
+                             evaluated, "distillation rows")
 
     def encoded(rows):
         pairs = None if examples.pairs is None else [examples.pairs[i] for i in rows]
@@ -76,4 +82,6 @@ def draw_calibration(location: str, split: str | None, seed: int, count: int,
 
     return Calibration(source=location, seed=seed, indices=indices, encoded=encoded(indices),
                        requested=count, identity=examples.identity, validation_indices=checked,
-                       validation=None if checked is None else encoded(checked))
+                       validation=None if checked is None else encoded(checked),
+                       distillation_indices=trained,
+                       distillation=None if trained is None else encoded(trained))

@@ -31,4 +31,10 @@ def check_flags(args: argparse.Namespace, candidates: Sequence[Candidate],
                      f"{' and '.join(sorted({c.backend for c in candidates}))}")
     if getattr(args, "seed", None) is not None and not calibrate:
         notes.append("--seed: it draws calibration samples, and dynamic INT8 draws none; ignored")
+    if getattr(args, "distill_steps", 0):
+        if not args.min_agreement:
+            notes.append("--distill-steps: a lever of --min-agreement, which is not set; ignored")
+        elif not any(c.backend == "openvino" for c in candidates):
+            notes.append(f"--distill-steps: OpenVINO's; ignored by "
+                         f"{' and '.join(sorted({c.backend for c in candidates}))}")
     return notes

@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from . import fidelity, gpu, interrupt
+from . import distillation, fidelity, gpu, interrupt
 from .backends import (backend_module, candidates_for, compared_floats, versions_of,
                        with_accuracy_control)
 from .backends.base import BuildOptions, Calibration, Candidate, Runner
@@ -63,6 +63,7 @@ def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoi
     int8 = candidate.precision == "int8"
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
                         min_agreement=getattr(args, "min_agreement", None) if int8 else None,
+                        distill_steps=getattr(args, "distill_steps", 0) if int8 else 0,
                         quantization=getattr(args, "quantization", "static"),
                         device=candidate.device,
                         num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
@@ -124,10 +125,18 @@ def load_data(args: argparse.Namespace, sources: dict, checkpoint,
                                    args.max_length, examples.texts(),
                                    args.validation_samples if args.min_agreement else 0,
                                    Columns(examples.columns["text"], examples.columns["pair"]),
-                                   None if looks_local(source.location) else args.dataset_config)
+                                   None if looks_local(source.location) else args.dataset_config,
+                                   distillation_rows(args))
     if args.min_agreement:  # the slice actually drawn may be smaller than asked
         fidelity.check_slice(args.min_agreement, len(calibration.validation_indices), drawn=True)
     return examples, calibration
+
+
+def distillation_rows(args: argparse.Namespace) -> int:
+    """Training rows --distill-steps trains on: one batch per step, none reused when there are
+    enough."""
+    steps = getattr(args, "distill_steps", 0) if getattr(args, "min_agreement", None) else 0
+    return steps * distillation.BATCH
 
 
 @dataclass

@@ -111,3 +111,62 @@ def test_a_kind_in_one_layer_matches_that_layer_only():
              for part in ("output/dense", "attention/output/dense")]
     pattern = re.compile(in_layer("feed-forward output", 1))
     assert [n for n in names if pattern.match(n)] == ["/model/bert/encoder/layer.1/output/dense/MatMul"]
+
+
+def distilled_then_searched(distilled_flips: int, min_agreement: float):
+    """fidelity.distilled_first with a stand-in distillation flipping `distilled_flips` of the
+    1000 slice sentences, and the stand-in kinds search of `run` behind it."""
+    searched = []
+
+    def distill():
+        return "distilled", {"steps": 300, "rows": 9600, "seconds": 212.0}
+
+    def logits(model):
+        out = FLOAT.copy()
+        out[:distilled_flips] = [1.0, 0.0]
+        return out
+
+    def search_kinds():
+        model, report, _ = run(min_agreement)
+        searched.append(model)
+        return model, report
+
+    model, report = fidelity.distilled_first(distill, logits, FLOAT, min_agreement, search_kinds,
+                                             scored_at="int8+fp32, a stand-in")
+    return model, report, searched
+
+
+def test_a_distilled_model_that_shows_the_target_runs_with_every_kind_in_int8():
+    """1 flip in 1000 shows 0.99553 with 95% confidence: 0.995 is reached, no kinds search."""
+    model, report, searched = distilled_then_searched(1, 0.995)
+    assert model == "distilled" and searched == []
+    assert report["lever"] == "distillation" and report["reached"]
+    assert report["kept_in_float"] == [] and report["float_operations"] == []
+    assert report["agreement"] == 0.999 == report["distillation"]["agreement"]
+    assert report["agreement_lower_bound"] == pytest.approx(0.99553, abs=2e-5)
+    assert report["distillation"]["steps"] == 300 and report["distillation"]["reached"]
+    assert fidelity.summary(report) == (
+        "--min-agreement 0.995: kept in float: nothing; distillation (300 steps on 9600 training "
+        "rows, 212 s) agreed 0.9990, enough: every matrix product INT8; the 1000-sentence "
+        "validation slice agreed 0.9990 as built and run (int8+fp32), at least 0.9955 with 95% "
+        "confidence (reached)")
+
+
+def test_a_distilled_model_short_of_the_target_falls_back_to_the_kinds_search():
+    """2 flips in 1000 show only 0.99397: the kinds search runs (from plain INT8) and decides;
+    the distillation's figures stay in the report."""
+    model, report, searched = distilled_then_searched(2, 0.995)
+    assert searched == [model] and model == (
+        "feed-forward output", "feed-forward input", "attention projections")
+    assert report["lever"] == "kinds" and report["reached"]
+    assert report["distillation"]["agreement"] == 0.998 and not report["distillation"]["reached"]
+    assert report["plain_int8"]["agreement"] == 0.95 and report["agreement"] == 1.0
+    assert ("kept in float: feed-forward output, feed-forward input, attention projections; "
+            "distillation (300 steps on 9600 training rows, 212 s) agreed 0.9980, not enough; the "
+            "1000-sentence validation slice agreed 0.9500 as plain INT8") in fidelity.summary(report)
+
+
+def test_the_lever_that_reached_the_target_is_named():
+    assert run(0.93)[1]["lever"] == "plain INT8"
+    assert run(0.99)[1]["lever"] == "kinds"
+    assert run(0.995, floor=2)[1]["lever"] is None

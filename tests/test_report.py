@@ -79,6 +79,15 @@ def test_the_slice_cell_shows_the_bound_that_decided_where_there_was_one():
         "0.9920 → 0.9970 (≥ 0.9925)"
 
 
+def test_the_slice_cell_names_a_distillation_beside_or_instead_of_plain_int8():
+    distilled = {"agreement": 0.988, "seconds": 212.4}
+    fell_back = {"plain_int8": {"agreement": 0.992}, "agreement": 0.997,
+                 "agreement_lower_bound": 0.99252, "distillation": distilled}
+    assert report.slice_cell(fell_back) == "0.9920 → 0.9970 (≥ 0.9925); distilled 0.9880 (212 s)"
+    reached = {"agreement": 0.999, "agreement_lower_bound": 0.99553, "distillation": distilled}
+    assert report.slice_cell(reached) == "distilled: 0.9990 (≥ 0.9955)"
+
+
 def test_the_machine_line_gives_the_threads_the_runners_got_not_the_cpu_count():
     env = {"cpu": "AMD EPYC", "cpu_flags": ["avx2"], "cpu_count": 16, "python": "3.11.7",
            "versions": {"torch": "2.13.0"}, "threads": {"threads": 4}}

@@ -32,6 +32,9 @@ class BuildOptions:
     # int8 only: the share of a validation slice on which the INT8 model must answer as the float
     # model does; layers are kept in float until it does (None: plain INT8)
     min_agreement: Optional[float] = None
+    # int8 with min_agreement (OpenVINO): steps of quantization-aware distillation, tried before the
+    # kinds search (common/distillation.py); 0: not tried
+    distill_steps: int = 0
     device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow
     compiler_flags: Optional[Tuple[str, ...]] = None  # GroqFlow; None: its defaults
@@ -52,6 +55,9 @@ class Calibration:
     # for accuracy control: other rows of the same source, none calibrated on or evaluated
     validation_indices: Optional[np.ndarray] = None
     validation: Optional[Encoded] = None
+    # for --distill-steps: further rows of the same source, none of the above or evaluated
+    distillation_indices: Optional[np.ndarray] = None
+    distillation: Optional[Encoded] = None
 
     def record(self) -> dict:
         """What the results JSON records: enough to draw the same samples again."""
@@ -59,13 +65,15 @@ class Calibration:
                   **self.identity}
         if self.validation_indices is not None:
             record["validation_indices"] = self.validation_indices.tolist()
+        if self.distillation_indices is not None:
+            record["distillation_indices"] = self.distillation_indices.tolist()
         return record
 
     def cache_parts(self) -> dict:
         """record() plus a hash of everything the samples feed the model (token ids, token type
         ids, the padding id, the length cut), so an edited calibration file or tokenizer means a
         new build."""
-        encoded = [self.encoded] + ([self.validation] if self.validation is not None else [])
+        encoded = [e for e in (self.encoded, self.validation, self.distillation) if e is not None]
         tokens = hashlib.sha256()
         for e in encoded:
             tokens.update(f"pad {e.pad_id} max {e.max_length}|".encode())

@@ -98,7 +98,12 @@ def build_recipe(options: BuildOptions) -> dict:
         return {**RECIPE, **merged_recipe({}, options)}
     from .ov_quantize import INT8_RECIPE
 
-    return {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
+    recipe = {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
+    if options.min_agreement is not None and options.distill_steps:
+        from ..distillation import RECIPE as DISTILLATION
+
+        recipe["distillation"] = {**DISTILLATION, "steps": options.distill_steps}
+    return recipe
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
@@ -114,11 +119,15 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     key = build_key(NAME, checkpoint.identity, options, ("min_agreement",) if int8 else (),
                     library_versions(), recipe, calibration if int8 else None, ir=ir, **searched)
     export = cached_export(checkpoint, example, cache)
+    distilled = None
+    if int8 and "distillation" in recipe:
+        def distilled():
+            return distilled_ir(checkpoint, example, calibration, recipe, cache)
     cached = cache.get_or_build(
         f"ov-{ir}", key,
         lambda folder: _build(folder, export.folder / EXPORT_FILE, recipe,
                               calibration if int8 else None, options.min_agreement,
-                              options.remainder))
+                              options.remainder, distilled))
     float_precision = options.remainder if int8 else options.precision
     compiled = compile_ir(cached.folder / IR_FILE, float_precision)
     ran = inference_precision(compiled)
@@ -141,7 +150,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
 
 def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Calibration],
-           min_agreement: Optional[float] = None, remainder: str = "fp32") -> dict:
+           min_agreement: Optional[float] = None, remainder: str = "fp32",
+           distilled: Optional[Callable[[], tuple[object, dict]]] = None) -> dict:
     ov = _openvino()
 
     stages = ["convert"] + (["quantise"] if calibration is not None else [])
@@ -161,7 +171,7 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
             for path in folder.glob("fp32.*"):
                 path.unlink()
             ir, control = quantize_int8(ir, calibration, recipe["int8"], compile_ir,
-                                        min_agreement, remainder)
+                                        min_agreement, remainder, distilled)
             if control:
                 facts["accuracy_control"] = control
             bar.update()
@@ -169,6 +179,42 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
     if calibration is not None:
         facts["int8_bytes"] = sum(p.stat().st_size for p in folder.glob("model.*"))
     return facts
+
+
+def distilled_ir(checkpoint: Checkpoint, example: Batch, calibration: Calibration, recipe: dict,
+                 cache: BuildCache) -> tuple[object, dict]:
+    """The distilled INT8 model (common/distillation.py) as an IR, and the distillation's record;
+    cached apart from the build that scores it, keyed by everything but the float remainder and
+    the target, so each remainder's candidate and each target reuses one distillation."""
+    from .. import distillation
+    from ..export import model_input_names
+
+    int8 = recipe["int8"]
+    if int8["float_kinds"] or int8["ignored_patterns"] or int8["float_attention"]:
+        raise ValueError("distillation quantizes every layer: a recipe that keeps layers in "
+                         "float by the IR's names cannot be distilled")
+    names = model_input_names(checkpoint.model)
+    key = build_key(NAME, checkpoint.identity, BuildOptions(), (), library_versions(), recipe,
+                    calibration, ir="distilled", inputs=list(names))
+
+    def build(folder: Path) -> dict:
+        student, record = distillation.distilled_int8(checkpoint.model, names, calibration, int8,
+                                                      recipe["distillation"]["steps"])
+        ov = _openvino()
+        import torch
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            ir = ov.convert_model(student, example_input=tuple(
+                torch.from_numpy(example[name]) for name in names))
+        for port, name in zip(ir.inputs, names):
+            port.get_tensor().set_names({name})
+        ov.save_model(ir, str(folder / IR_FILE), compress_to_fp16=False)
+        return {"distillation": record}
+
+    cached = cache.get_or_build("ov-distilled", key, build)
+    return (_core().read_model(str(cached.folder / IR_FILE)),
+            {**cached.state["facts"]["distillation"], "cached": cached.hit})
 
 
 def compile_ir(model, precision: str, hint: str = "THROUGHPUT"):

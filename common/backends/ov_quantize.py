@@ -38,15 +38,17 @@ INT8_RECIPE = {
 
 def quantize_int8(model, calibration: Calibration, recipe: dict,
                   compile_at: Callable[[object, str], object],
-                  min_agreement: Optional[float] = None,
-                  remainder: str = "fp32") -> tuple[object, dict]:
+                  min_agreement: Optional[float] = None, remainder: str = "fp32",
+                  distilled: Optional[Callable[[], tuple[object, dict]]] = None
+                  ) -> tuple[object, dict]:
     """The quantized copy of `model` (every calibration sentence one batch-1 sample, unpadded),
     and what accuracy control did ({} without it): with `min_agreement`, the kinds of layer kept
     in float so that the INT8 model answers as the float model (fp32) does on at least that share
     of the validation slice (common/fidelity.py). Each INT8 candidate is scored as it will run:
     compiled by `compile_at(model, precision)` at its float `remainder`, so a bf16 remainder's
     own flips count. A remainder that would score the slice over SLICE_LIMIT times slower than the
-    float model is a BuildTooSlow."""
+    float model is a BuildTooSlow. `distilled()`, where given, is the distilled INT8 IR and its
+    record, tried first (fidelity.distilled_first)."""
     quantize = quantizer(model, calibration, recipe)
     if min_agreement is None:
         return quantize(), {}
@@ -60,11 +62,21 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
     start = time.perf_counter()
     float_logits = scored(model, "fp32")
     budget = pace.budget(SLICE_LIMIT, SLICE_FLOOR_S, time.perf_counter() - start)
+    scored_at = f"int8+{remainder}, compiled as the run compiles it"
+
+    def logits(candidate) -> np.ndarray:
+        return scored(candidate, remainder, budget)
+
+    def search():
+        return fidelity.search(quantize, logits, float_logits,
+                               [op.get_friendly_name() for op in model.get_ops()], min_agreement,
+                               scored_at=scored_at)
+
     try:
-        return fidelity.search(
-            quantize, lambda candidate: scored(candidate, remainder, budget), float_logits,
-            [op.get_friendly_name() for op in model.get_ops()], min_agreement,
-            scored_at=f"int8+{remainder}, compiled as the run compiles it")
+        if distilled is None:
+            return search()
+        return fidelity.distilled_first(distilled, logits, float_logits, min_agreement, search,
+                                        scored_at=scored_at)
     except fidelity.TooSlow as exc:
         raise BuildTooSlow(f"OpenVINO INT8 with a {remainder} remainder: {exc}; too slow to "
                            "search for --min-agreement here") from None

@@ -1,0 +1,90 @@
+"""--distill-steps: INT8 trained for a few steps to answer as the float model does, tried before
+--min-agreement keeps kinds of layer in float (common/fidelity.py), so that every matrix product
+can stay INT8.
+
+NNCF's post-training INT8 of the PyTorch model (the build's preset, SmoothQuant and bias
+correction), then quantization-aware training of all its weights (fake quantization, straight-
+through gradients) to the float model's logits on training rows that are neither calibrated on,
+nor in the validation slice, nor evaluated. Measured on the shared MiniLM, 2-core Xeon (README,
+"INT8 that agrees"; bench/results/.../distillation-*.txt): in no setting tried (MSE or KL, learning
+rates 3e-6 to 5e-5, all weights or the quantizers only, boundary sentences weighted) did 100 to
+300 steps raise the validation slice's agreement above post-training INT8's; hence off by default.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .backends.base import Calibration
+from .batching import make_batches
+from .export import LogitsByName, eager_attention_copy
+from .progress import progress_bar
+from .quiet import loggers_at_error, stdout_to_progress
+
+BATCH = 32
+# what decides the distilled model beyond the INT8 recipe, its data and seed: in its cache key
+RECIPE = {"quantizer": "NNCF post-training INT8 of the PyTorch model, then all weights trained",
+          "loss": "mean squared gap to the float logits", "optimizer": "AdamW",
+          "learning_rate": 3e-6, "weight_decay": 0.0, "batch": BATCH,
+          "mode": "eval (no dropout: the student sees what the float model sees)"}
+
+
+def post_training_int8(model: torch.nn.Module, names: Sequence[str], calibration: Calibration,
+                       int8_recipe: dict) -> torch.nn.Module:
+    """NNCF's INT8 of the PyTorch model (eager attention, as the export), with the recipe's
+    preset, SmoothQuant and bias correction, every calibration sentence one batch-1 sample."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import nncf
+        from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
+                                                           AdvancedSmoothQuantParameters)
+    samples = [tuple(torch.from_numpy(batch[name]) for name in names)
+               for batch in make_batches(calibration.encoded, batch_size=1).inputs]
+    advanced = AdvancedQuantizationParameters(
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=int8_recipe["smooth_quant_alpha"]),
+        disable_bias_correction=not int8_recipe["bias_correction"])
+    student = LogitsByName(eager_attention_copy(model), tuple(names)).eval()
+    with warnings.catch_warnings(), loggers_at_error("nncf"), stdout_to_progress():
+        warnings.simplefilter("ignore")
+        return nncf.quantize(student, nncf.Dataset(samples), subset_size=len(samples),
+                             preset=nncf.QuantizationPreset(int8_recipe["preset"]),
+                             model_type=nncf.ModelType.TRANSFORMER,
+                             fast_bias_correction=int8_recipe["fast_bias_correction"],
+                             advanced_parameters=advanced)
+
+
+def distilled_int8(model: torch.nn.Module, names: Sequence[str], calibration: Calibration,
+                   int8_recipe: dict, steps: int) -> tuple[torch.nn.Module, dict]:
+    """The INT8 student (fake-quantized PyTorch, eval mode) after `steps` steps of distillation
+    from `model` on the calibration's distillation rows (cycled, in an order seeded by the
+    calibration seed), and the record of it: steps, rows, seconds, the loss at start and end."""
+    start = time.perf_counter()
+    torch.manual_seed(calibration.seed)
+    student = post_training_int8(model, names, calibration, int8_recipe)
+    teacher = LogitsByName(model, tuple(names)).eval()
+    batches = make_batches(calibration.distillation, batch_size=BATCH).inputs
+    order = np.random.default_rng(calibration.seed).permutation(len(batches))
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad],
+                                  lr=RECIPE["learning_rate"], weight_decay=RECIPE["weight_decay"])
+    losses = []
+    with progress_bar("distil int8", steps, "step") as bar:
+        for step in range(steps):
+            batch = batches[order[step % len(order)]]
+            inputs = [torch.from_numpy(batch[name]) for name in names]
+            with torch.no_grad():
+                target = teacher(*inputs)
+            loss = torch.nn.functional.mse_loss(student(*inputs), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.update()
+    student.eval()
+    return student, {"steps": steps, "rows": len(calibration.distillation), "batch": BATCH,
+                     "seconds": time.perf_counter() - start,
+                     "loss_first": losses[0] if losses else None,
+                     "loss_last": losses[-1] if losses else None}
