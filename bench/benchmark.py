@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import sys
 import tempfile
@@ -27,26 +26,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from bench.report import rows_table  # noqa: E402
-from common.backends import onnxruntime as ort_backend  # noqa: E402
-from common.backends import openvino as ov_backend  # noqa: E402
-from common.backends import torch_compile as tc_backend  # noqa: E402
-from common import gpu  # noqa: E402
-from common.backends.base import BuildOptions, Calibration, Runner  # noqa: E402
-from common.backends.torch_ref import reference_runner  # noqa: E402
-from common.batching import Encoded, make_batches, tokenize  # noqa: E402
-from common.cache import BuildCache  # noqa: E402
-from common.calibration import draw_calibration, draw_indices  # noqa: E402
-from common.checkpoints import Checkpoint, checkpoint_of, load_checkpoint  # noqa: E402
-from common.cpu import cpu_info, cpu_summary, usable_cpus  # noqa: E402
-from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
-from common.export import model_input_names  # noqa: E402
-from common.files import write_atomic  # noqa: E402
-from common.provenance import started  # noqa: E402
-from common.paths import SHARED  # noqa: E402
-from common.sst2 import load_examples  # noqa: E402
+from bench.report import rows_table
+from common.backends import onnxruntime as ort_backend
+from common.backends import openvino as ov_backend
+from common.backends import torch_compile as tc_backend
+from common import gpu
+from common.backends.base import BuildOptions, Calibration, Runner
+from common.backends.torch_ref import reference_runner
+from common.batching import Encoded, make_batches, tokenize
+from common.cache import BuildCache
+from common.calibration import draw_calibration, draw_indices
+from common.checkpoints import Checkpoint, checkpoint_of, load_checkpoint
+from common.cpu import usable_cpus
+from common.evaluate import evaluate, measure, run_metrics
+from common.export import model_input_names
+from common.paths import SHARED
+from common.examples import load_examples
 
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
           "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)}
@@ -267,8 +262,7 @@ def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibrati
     return rows
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="tiny,base",
                    help="comma-separated random-weight shapes: tiny, base (without --model)")
     p.add_argument("--model", metavar="DIR", help="a real checkpoint instead of the random shapes")
@@ -281,11 +275,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3,
                    help="timed passes per runner (the median counts; min–max shown)")
-    p.add_argument("--json", metavar="FILE")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="the build cache, kept for another run (default: a temporary one)")
-    args = p.parse_args(argv)
-    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+
+
+def run(args: argparse.Namespace) -> dict:
     only = set(args.runners.split(","))
     if args.model:
         checkpoint = load_checkpoint(args.model)
@@ -305,7 +299,7 @@ def main(argv=None) -> int:
     rates = ", ".join(f"{p} {r:.0f}" if r else f"{p} -" for p, r in gemm.items())
     gpu_rates = ", ".join(f"{p} {r:.0f}" for p, r in gpu_gemm.items())
     print(f"sentences: {len(evaluation)} ({source}), batch size {args.batch_size}, "
-          f"{args.rounds} rounds; GEMM 2048^3 (GFLOP/s, GOP/s for int8): {rates}\n{cpu_summary()}"
+          f"{args.rounds} rounds; GEMM 2048^3 (GFLOP/s, GOP/s for int8): {rates}"
           + (f"\nGPU GEMM 8192^3 (GFLOP/s): {gpu_rates}\n{gpu.gpu_summary(gpu.gpu_info())}"
              if gpu_gemm else ""))
     rows = []
@@ -315,16 +309,8 @@ def main(argv=None) -> int:
             rows += measured_rows(model, checkpoint, batches, labels, calibration, cache, only,
                                   args.rounds, gemm, gpu_gemm)
     print(rows_table(rows))
-    if args.json:
-        write_atomic(Path(args.json), json.dumps({**provenance,
-            "gemm_rates": gemm, "gpu_gemm_rates": gpu_gemm, "gpu": gpu.gpu_info(), "rows": rows, "sentences": source, "batch_size": args.batch_size,
-            "rounds": args.rounds, "model": args.model, "cpu": cpu_info(),
-            "threads": usable_cpus(), "platform": platform.platform(),
+    return {"gemm_rates": gemm, "gpu_gemm_rates": gpu_gemm, "gpu": gpu.gpu_info(), "rows": rows,
+            "sentences": source, "batch_size": args.batch_size, "rounds": args.rounds,
+            "model": args.model, "threads": usable_cpus(), "platform": platform.platform(),
             "versions": {**ort_backend.library_versions(), **ov_backend.library_versions(),
-                         **tc_backend.library_versions()}},
-            indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+                         **tc_backend.library_versions()}}

@@ -16,7 +16,7 @@ from typing import Optional
 
 import matplotlib
 
-from bench.report import PROOF_POINTS, cpu_line
+from bench.result_files import PROOF_POINTS, cpu_line
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -74,7 +74,7 @@ def cpu_chart(points: list[Point], title: str, subtitle: str, path: Path) -> int
     fig, (ax, key) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 2]})
     styles = {"benchmark": dict(marker="o", color="#4C72B0"),
               "proof point": dict(marker="s", color="#DD8452")}
-    legends = {"benchmark": "bench/benchmark.py runner",
+    legends = {"benchmark": "python -m bench speed runner",
                "proof point": "proof point (the script's built model)"}
     drawn = 0
     for kind, style in styles.items():

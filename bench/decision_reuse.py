@@ -7,17 +7,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+from bench.harness import proof_point
 
-from bench.record import write_record  # noqa: E402
-from common.cpu import cpu_summary  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-
-BASE = ["bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset", "data/sst2/validation.tsv"]
+BASE = ["--model", "models/bert-tiny-sst2", "--dataset", "data/sst2/validation.tsv"]
 STEPS = (("--limit 64", ["--limit", "64"]), ("all sentences", []), ("all sentences again", []),
          ("--rebuild never, read-only cache", ["--rebuild", "never"]))
 
@@ -27,10 +22,11 @@ def tree(root: Path) -> list:
                   for p in root.rglob("*"))
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--json", metavar="FILE")
-    args = p.parse_args(argv)
+def arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> dict:
     steps = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
@@ -40,8 +36,8 @@ def main(argv=None) -> int:
             if read_only:
                 subprocess.run(["chmod", "-R", "a-w", str(cache)], check=True)
                 before = tree(cache)
-            done = subprocess.run([sys.executable, *BASE, *extra, "--cache-dir", str(cache),
-                                   "--json", str(out)], cwd=ROOT, capture_output=True, text=True)
+            _, done = proof_point("bert_tiny.py", *BASE, *extra, "--cache-dir", str(cache),
+                                  "--json", str(out), check=False)
             banner = next((line for line in done.stderr.splitlines()
                            if line.startswith("backend: ")), "")
             step = {"step": name, "exit": done.returncode, "banner": banner}
@@ -55,11 +51,4 @@ def main(argv=None) -> int:
             steps.append(step)
             print(f"{name}: exit {done.returncode}, {banner}" +
                   (f"; cache unchanged: {step['cache_unchanged']}" if read_only else ""))
-    print(cpu_summary())
-    if args.json:
-        write_record(args.json, "bench/decision_reuse.py", argv, steps=steps)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"steps": steps}

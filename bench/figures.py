@@ -1,7 +1,7 @@
-"""Every measured figure, in one command: runs the proof points and the benchmarks on this machine
+"""Every measured figure, in one command: runs the proof points and the experiments on this machine
 and writes their JSON files to bench/results/<date>-<cpu>/; then
-`python bench/report.py bench/results/* --plots bench/results/plots --page docs/results.md` rewrites
-the results page's tables and charts from them.
+`python -m bench report bench/results/* --plots bench/results/plots --page docs/results.md`
+rewrites the results page's tables and charts from them.
 
 Needs ../shared (the MiniLM SST-2 checkpoint and SST-2 train); BERT-tiny and the validation set are
 the bundled copies. Takes about 30 minutes on a 2-core machine.
@@ -16,14 +16,13 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from common.paths import ROOT, SHARED  # noqa: E402
-from common.cpu import cpu_info  # noqa: E402
+from common.paths import ROOT, SHARED
+from common.cpu import cpu_info
 
 MINILM = ["--model", "../shared/models/minilm-l6-sst2",  # relative to ROOT, where they run
           "--dataset", "../shared/data/sst2/validation.tsv"]
 TRAIN = ["--calibration-dataset", "../shared/data/sst2/train.tsv"]
+BENCH = ["-m", "bench"]  # an experiment of the harness (bench/harness.py)
 RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are added)
     "tiny.json": ["bert_tiny.py", "--model", "models/bert-tiny-sst2",
                   "--dataset", "data/sst2/validation.tsv"],
@@ -34,29 +33,29 @@ RUNS = {  # JSON file -> command (the script's own --json and --cache-dir are ad
     "quantize-int8-fp32.json": ["bert_quantize.py", *MINILM, *TRAIN, "--backend", "openvino",
                                 "--precision", "int8+fp32"],
     "quantize-min-agreement.json": ["bert_quantize.py", *MINILM, *TRAIN, "--min-agreement", "0.995"],
-    "benchmark.json": ["bench/benchmark.py"],
-    "benchmark-minilm.json": ["bench/benchmark.py", *MINILM, *TRAIN],
+    "benchmark.json": [*BENCH, "speed"],
+    "benchmark-minilm.json": [*BENCH, "speed", *MINILM, *TRAIN],
     "benchmark-base-min-agreement.json": [
-        "bench/benchmark.py", "--models", "base", "--runners",
+        *BENCH, "speed", "--models", "base", "--runners",
         "pytorch-eager,openvino-bf16,openvino-int8+bf16,openvino-int8+bf16-ffn-out-float,"
         "openvino-int8+bf16-ffn-float,openvino-int8+bf16-ffn-scores-float,ort-int8-static,"
         "ort-int8-static-ffn-float"],
-    "variants-openvino.json": ["bench/int8_variants.py", "--backend", "openvino"],
-    "variants-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime"],
-    "frontier-openvino.json": ["bench/int8_variants.py", "--backend", "openvino", "--frontier",
+    "variants-openvino.json": [*BENCH, "int8-variants", "--backend", "openvino"],
+    "variants-onnxruntime.json": [*BENCH, "int8-variants", "--backend", "onnxruntime"],
+    "frontier-openvino.json": [*BENCH, "int8-variants", "--backend", "openvino", "--frontier",
                                "--remainder", "bf16"],
-    "frontier-onnxruntime.json": ["bench/int8_variants.py", "--backend", "onnxruntime", "--frontier"],
-    "layer-gaps.json": ["bench/layer_gaps.py"],
-    "ov-buckets.json": ["bench/ov_buckets.py"],
-    "trial-cost.json": ["bench/trial_cost.py"],
-    "float-flips.json": ["bench/float_flips.py"],
-    "decision-reuse.json": ["bench/decision_reuse.py"],
-    "startup.json": ["bench/startup.py"],
+    "frontier-onnxruntime.json": [*BENCH, "int8-variants", "--backend", "onnxruntime", "--frontier"],
+    "layer-gaps.json": [*BENCH, "layer-gaps"],
+    "ov-buckets.json": [*BENCH, "ov-buckets"],
+    "trial-cost.json": [*BENCH, "trial-cost"],
+    "float-flips.json": [*BENCH, "float-flips"],
+    "decision-reuse.json": [*BENCH, "decision-reuse"],
+    "startup.json": [*BENCH, "startup"],
 }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench figures", description=__doc__)
     p.add_argument("--only", help=f"comma-separated subset of {', '.join(RUNS)}")
     p.add_argument("--out", type=Path, help="folder for the JSON files (default: "
                                             "bench/results/<date>-<cpu>)")
@@ -71,14 +70,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as cache:
         for name in names:
             command = [sys.executable, *RUNS[name], "--json", str(out / name)]
-            if not RUNS[name][0].startswith("bench/"):
+            if RUNS[name][:2] != BENCH:
                 command += ["--cache-dir", cache]  # cold builds, measured
             print(f"== {name}: {' '.join(command[1:])}", flush=True)
             subprocess.run(command, cwd=ROOT, check=True)
-    print(f"wrote {out}; now: python bench/report.py bench/results/<folders> "
+    print(f"wrote {out}; now: python -m bench report bench/results/<folders> "
           "--plots bench/results/plots --page docs/results.md")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

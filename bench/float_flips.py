@@ -9,27 +9,22 @@ here says how many of the trial's sentences a sound build flips (common/trial.py
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from common.backends import backend_module  # noqa: E402
-from common.backends.base import BuildOptions  # noqa: E402
-from common.backends.torch_ref import reference_runner  # noqa: E402
-from common.batching import make_batches, tokenize  # noqa: E402
-from common.cache import BuildCache  # noqa: E402
-from common.calibration import draw_indices  # noqa: E402
-from common.checkpoints import load_checkpoint  # noqa: E402
-from bench.record import write_record  # noqa: E402
-from common.cpu import cpu_summary  # noqa: E402
-from common.evaluate import evaluate  # noqa: E402
-from common.paths import ROOT, SHARED  # noqa: E402
-from common.sst2 import load_examples  # noqa: E402
-from common.trial import allowed_disagreements, SHARE  # noqa: E402
+from common.backends import backend_module
+from common.backends.base import BuildOptions
+from common.backends.torch_ref import reference_runner
+from common.batching import make_batches, tokenize
+from common.cache import BuildCache
+from common.calibration import draw_indices
+from common.checkpoints import load_checkpoint
+from common.evaluate import evaluate
+from common.paths import ROOT, SHARED
+from common.examples import load_examples
+from common.trial import allowed_disagreements, SHARE
 
 CHECKPOINTS = (ROOT / "models" / "bert-tiny-sst2", SHARED / "models" / "minilm-l6-sst2")
 
@@ -50,11 +45,11 @@ def flips(model: Path, sentences: list[str], cache: BuildCache) -> dict:
     return found
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-samples", type=int, default=4000)
-    p.add_argument("--json", metavar="FILE")
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
     validation = load_examples(str(ROOT / "data/sst2/validation.tsv")).sentences
     train = load_examples(str(ROOT / "data/sst2/train.tsv.xz")).sentences
     sentences = validation + [train[i] for i in draw_indices(len(train), args.train_samples, 0)]
@@ -67,13 +62,5 @@ def main(argv=None) -> int:
             print(f"{model} {name}: {figures['flips']} of {figures['of']} sentences flipped "
                   f"({figures['rate']:.4%})")
     print(f"float gate, disagreements allowed: {gate}")
-    print(cpu_summary())
-    if args.json:
-        write_record(args.json, "bench/float_flips.py", argv,
-                     sentences="SST-2 validation (872) and a seed-0 sample of training sentences",
-                     results=results, float_gate_allowed=gate)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"sentences": "SST-2 validation (872) and a seed-0 sample of training sentences",
+            "results": results, "float_gate_allowed": gate}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check on a GPU machine (docs/gpu.md): the three proof points with --device auto (the
-# default) on MiniLM and the bundled BERT-tiny, then bench/benchmark.py on the BERT-base shape at
+# default) on MiniLM and the bundled BERT-tiny, then `python -m bench speed` on the BERT-base shape at
 # batch 32 and 256 and PyTorch-compiled's recipe variants on MiniLM. Each step's JSON and one log
 # go to OUT (at most 8 files: what the device tool brings back). Steps run in the order the issue
 # needs their figures, each under its own limit and all within GPU_CHECK_SECONDS (default 540), so
@@ -45,16 +45,16 @@ step() {  # step NAME CAP_SECONDS COMMAND...: runs it within its cap and the dea
 
 step base 180 python bert_base.py --model "$model" "${data[@]}" --cache-dir "$cache" \
     --json "$out/base.json"
-step benchmark-base-32 150 python bench/benchmark.py --models base --batch-size 32 --rounds 5 \
+step benchmark-base-32 150 python -m bench speed --models base --batch-size 32 --rounds 5 \
     --runners pytorch-eager,pytorch-fp16-cuda,torch_compile-fp16-cuda,torch_compile-bf16-cuda \
     --cache-dir "$cache" --json "$out/benchmark-base-32.json"
-step benchmark-base-256 150 python bench/benchmark.py --models base --batch-size 256 --rounds 3 \
+step benchmark-base-256 150 python -m bench speed --models base --batch-size 256 --rounds 3 \
     --runners pytorch-eager,pytorch-fp16-cuda,torch_compile-fp16-cuda,torch_compile-bf16-cuda \
     --cache-dir "$cache" --json "$out/benchmark-base-256.json"
 step tiny 90 python bert_tiny.py --cache-dir "$cache" --json "$out/tiny.json"
 step quantize 180 python bert_quantize.py --model "$model" "${data[@]}" \
     --calibration-dataset data/sst2/train.tsv.xz --cache-dir "$cache" --json "$out/quantize.json"
-step variants-minilm 180 python bench/benchmark.py --model "$model" "${data[@]}" \
+step variants-minilm 180 python -m bench speed --model "$model" "${data[@]}" \
     --calibration-dataset data/sst2/train.tsv.xz --batch-size 32 --rounds 5 \
     --runners pytorch-eager,torch_compile-fp16-cuda,torch_compile-fp16-cuda-static,torch_compile-fp16-cuda-no-graphs,torch_compile-fp16-cuda-unbucketed \
     --cache-dir "$cache" --json "$out/variants-minilm.json"

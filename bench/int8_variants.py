@@ -9,31 +9,20 @@ runner taking its turn in every round. The variant the product uses is marked `d
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from common.paths import SHARED  # noqa: E402
-from bench.report import variants_table  # noqa: E402
-from common.backends import backend_module  # noqa: E402
-from common.backends.base import BuildOptions  # noqa: E402
-from common.backends.torch_ref import reference_runner  # noqa: E402
-from common.batching import make_batches, tokenize  # noqa: E402
-from common.cache import BuildCache  # noqa: E402
-from common.calibration import draw_calibration  # noqa: E402
-from common.checkpoints import load_checkpoint  # noqa: E402
-from common.cli import DEFAULT_VALIDATION_SAMPLES  # noqa: E402
-from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.distillation import BATCH  # noqa: E402
-from common.evaluate import evaluate, measure, run_metrics  # noqa: E402
-from common.files import write_atomic  # noqa: E402
-from common.provenance import started  # noqa: E402
-from common.sst2 import load_examples  # noqa: E402
+from bench.harness import Inputs, load, model_arguments
+from bench.report import variants_table
+from common.backends import backend_module
+from common.backends.base import BuildOptions
+from common.backends.torch_ref import reference_runner
+from common.cache import BuildCache
+from common.cli import DEFAULT_VALIDATION_SAMPLES
+from common.distillation import BATCH
+from common.evaluate import evaluate, measure, run_metrics
 
 # (label, BuildOptions fields over static INT8); the first of each backend is its default
 VARIANTS = {
@@ -79,14 +68,9 @@ def frontier(backend: str, targets: Sequence[float], distill_steps: int = 0
             + [(f"--min-agreement {a}", {"min_agreement": a}) for a in targets] + distilled)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=tuple(VARIANTS), default="openvino")
-    p.add_argument("--model", default=str(SHARED / "models/minilm-l6-sst2"))
-    p.add_argument("--dataset", default=str(SHARED / "data/sst2/validation.tsv"))
-    p.add_argument("--calibration-dataset", default=str(SHARED / "data/sst2/train.tsv"))
-    p.add_argument("--calibration-samples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    model_arguments(p)
     p.add_argument("--remainder", choices=("fp32", "bf16"), default="fp32",
                    help="OpenVINO: the precision INT8 leaves the rest in")
     p.add_argument("--frontier", action="store_true",
@@ -101,43 +85,53 @@ def main() -> int:
                         "distillation tried first (common/distillation.py)")
     p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
-    p.add_argument("--json", metavar="FILE", help="also write the table as JSON (bench/report.py)")
-    args = p.parse_args()
+
+
+def run(args: argparse.Namespace) -> dict:
     if args.backend == "onnxruntime" and args.remainder != "fp32":
-        p.error("--remainder: ONNX Runtime's INT8 leaves the rest in fp32")
-    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    backend = backend_module(args.backend)
-    checkpoint = load_checkpoint(args.model)
-    examples = load_examples(args.dataset)
-    batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
-    calibration = draw_calibration(args.calibration_dataset, None, args.seed,
-                                   args.calibration_samples, checkpoint.tokenizer, 128,
-                                   examples.sentences,
-                                   args.validation_samples if args.frontier else 0,
-                                   distillation=args.distill_steps * BATCH)
+        raise SystemExit("--remainder: ONNX Runtime's INT8 leaves the rest in fp32")
+    inputs = load(args, args.validation_samples if args.frontier else 0,
+                  args.distill_steps * BATCH)
     variants = (frontier(args.backend, [float(a) for a in args.min_agreements.split(",")],
                          args.distill_steps)
                 if args.frontier else VARIANTS[args.backend])
     if args.only:
         variants = [variants[int(i)] for i in args.only.split(",")]
-    reference = reference_runner(checkpoint.model)
+    table = measured(args, inputs, variants)
+    print(f"\n{args.backend}, {args.model}: {len(inputs.examples.sentences)} sentences, "
+          f"{len(inputs.calibration.indices)} calibration samples (seed {args.seed}), median of "
+          f"{args.rounds} rounds")
+    print(variants_table(table))
+    return {"backend": args.backend, "model": args.model, "dataset": args.dataset,
+            "calibration_samples": len(inputs.calibration.indices), "seed": args.seed,
+            "validation_samples": args.validation_samples if args.frontier else None,
+            "distill_steps": args.distill_steps, "rounds": args.rounds,
+            "versions": backend_module(args.backend).library_versions(), "rows": table}
+
+
+def measured(args: argparse.Namespace, inputs: Inputs, variants: list) -> list[dict]:
+    """Each variant built through the backend and scored, then every runner timed in turns,
+    against the PyTorch fp32 reference."""
+    backend, batches = backend_module(args.backend), inputs.batches
+    reference = reference_runner(inputs.checkpoint.model)
     rows = [("pytorch fp32 (reference)", evaluate(reference, batches), reference, None, None)]
     with tempfile.TemporaryDirectory() as tmp:
         cache = BuildCache(Path(tmp))
         for label, fields in variants:
             options = BuildOptions(**{"precision": "int8", "remainder": args.remainder, **fields})
             start = time.perf_counter()
-            runner = backend.build(checkpoint, batches.inputs[0], options=options, cache=cache,
-                                   calibration=calibration)
+            runner = backend.build(inputs.checkpoint, batches.inputs[0], options=options,
+                                   cache=cache, calibration=inputs.calibration)
             size = sum(runner.files.values())
             rows.append((label, evaluate(runner, batches), runner, time.perf_counter() - start, size))
         timings = measure([(runner, batches, None) for _, _, runner, _, _ in rows],
-                          len(examples.sentences), args.rounds)
+                          len(inputs.examples.sentences), args.rounds)
     (_, reference_evaluation, _, _, _), reference_timing = rows[0], timings[0]
-    base = run_metrics(reference_evaluation, reference_timing, examples.labels, "reference")
+    labels = inputs.examples.labels
+    base = run_metrics(reference_evaluation, reference_timing, labels, "reference")
     table = []
     for (label, evaluation, runner, build_seconds, size), timing in zip(rows, timings):
-        metrics = run_metrics(evaluation, timing, examples.labels, "built", reference_evaluation,
+        metrics = run_metrics(evaluation, timing, labels, "built", reference_evaluation,
                               reference_timing)
         table.append({"variant": label, "accuracy": metrics["accuracy"],
                       "delta_points": 100 * (metrics["accuracy"] - base["accuracy"]),
@@ -145,20 +139,4 @@ def main() -> int:
                       "build_seconds": build_seconds, "precision": runner.precision,
                       "accuracy_control": runner.facts.get("accuracy_control"),
                       "megabytes": None if size is None else size / 1e6})
-    print(f"\n{args.backend}, {args.model}: {len(examples.sentences)} sentences, "
-          f"{len(calibration.indices)} calibration samples (seed {args.seed}), median of "
-          f"{args.rounds} rounds\n{cpu_summary()}")
-    print(variants_table(table))
-    if args.json:
-        write_atomic(Path(args.json), json.dumps({**provenance,
-            "backend": args.backend, "model": args.model, "dataset": args.dataset,
-            "calibration_samples": len(calibration.indices), "seed": args.seed,
-            "validation_samples": args.validation_samples if args.frontier else None,
-            "distill_steps": args.distill_steps,
-            "rounds": args.rounds, "cpu": cpu_info(), "versions": backend.library_versions(),
-            "rows": table}, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return table

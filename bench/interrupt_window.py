@@ -19,12 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from bench.record import write_record  # noqa: E402
-from common.cpu import cpu_summary  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from common.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED  # noqa: E402
+from common.paths import ROOT
+from common.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED
 
 COMMAND = ["bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
            "data/sst2/validation.tsv", "--limit", "96", "--repeats", "1"]
@@ -75,13 +71,13 @@ def interrupted_after_backend_line(delay: float, folder: str) -> dict:
             "outcome": outcome}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--after", type=float, nargs=2, default=(0.05, 0.3), metavar=("FROM", "TO"),
                    help="seconds after the backend: line (default 0.05 0.3)")
-    p.add_argument("--json", metavar="FILE")
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
     runs = []
     for delay in np.linspace(*args.after, args.runs):
         with tempfile.TemporaryDirectory() as folder:
@@ -90,13 +86,5 @@ def main(argv=None) -> int:
     counts = Counter((run["backend"], run["outcome"]) for run in runs)
     for (backend, outcome), count in sorted(counts.items()):
         print(f"{backend}: {outcome} {count}")
-    print(cpu_summary())
-    if args.json:
-        write_record(args.json, "bench/interrupt_window.py", argv, runs=runs,
-                     counts=[{"backend": b, "outcome": o, "runs": n}
-                             for (b, o), n in sorted(counts.items())])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"runs": runs, "counts": [{"backend": b, "outcome": o, "runs": n}
+                                     for (b, o), n in sorted(counts.items())]}

@@ -8,30 +8,20 @@ for every layer), calibrated like bert_quantize.py, scored at fp32 on a validati
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from common import fidelity  # noqa: E402
-from common.backends import backend_module  # noqa: E402
-from common.backends.base import BuildOptions  # noqa: E402
-from common.backends.torch_ref import reference_runner  # noqa: E402
-from common.batching import make_batches, tokenize  # noqa: E402
-from common.cache import BuildCache  # noqa: E402
-from common.calibration import draw_calibration  # noqa: E402
-from common.checkpoints import load_checkpoint  # noqa: E402
-from common.cpu import cpu_info  # noqa: E402
-from common.evaluate import evaluate  # noqa: E402
-from common.files import write_atomic  # noqa: E402
-from common.paths import SHARED  # noqa: E402
-from common.provenance import started  # noqa: E402
-from common.sst2 import load_examples  # noqa: E402
-from bench.report import gaps_table  # noqa: E402
+from bench.harness import load, model_arguments
+from bench.report import gaps_table
+from common import fidelity
+from common.backends import backend_module
+from common.backends.base import BuildOptions
+from common.backends.torch_ref import reference_runner
+from common.batching import make_batches
+from common.cache import BuildCache
+from common.evaluate import evaluate
 
 
 def in_layer(kind: str, layer: int) -> str:
@@ -39,29 +29,21 @@ def in_layer(kind: str, layer: int) -> str:
     return rf"(?=.*/layer\.{layer}/)" + fidelity.patterns([kind])[0]
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", default=str(SHARED / "models/minilm-l6-sst2"))
-    p.add_argument("--dataset", default=str(SHARED / "data/sst2/validation.tsv"))
-    p.add_argument("--calibration-dataset", default=str(SHARED / "data/sst2/train.tsv"))
-    p.add_argument("--calibration-samples", type=int, default=1000)
+def arguments(p: argparse.ArgumentParser) -> None:
+    model_arguments(p)
     p.add_argument("--validation-samples", type=int, default=2000)
     p.add_argument("--kinds", default="feed-forward output,feed-forward input",
                    help="comma-separated kinds (common/fidelity.py KINDS) to take layer by layer")
-    p.add_argument("--json", metavar="FILE")
-    args = p.parse_args()
-    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+
+
+def run(args: argparse.Namespace) -> dict:
     backend = backend_module("openvino")
-    checkpoint = load_checkpoint(args.model)
-    examples = load_examples(args.dataset)
-    calibration = draw_calibration(args.calibration_dataset, None, 0, args.calibration_samples,
-                                   checkpoint.tokenizer, 128, examples.sentences,
-                                   args.validation_samples)
+    inputs = load(args, validation=args.validation_samples)
+    checkpoint, examples, calibration = inputs.checkpoint, inputs.examples, inputs.calibration
     slice_ = make_batches(calibration.validation, 32)
     pytorch = reference_runner(checkpoint.model)
     reference = evaluate(pytorch, slice_).logits
-    evaluated = evaluate(pytorch, make_batches(
-        tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)).logits
+    evaluated = evaluate(pytorch, inputs.batches).logits
     margins = np.abs(evaluated[:, 0] - evaluated[:, 1])
     layers = checkpoint.model.config.num_hidden_layers
     cases = [("nothing", "-", ())]
@@ -79,15 +61,9 @@ def main() -> int:
             rows.append({"in_float": kind, "layer": layer,
                          "logit_mse": float(np.mean((logits - reference) ** 2)),
                          "agreement": float(np.mean(logits.argmax(1) == reference.argmax(1)))})
-    doc = {**provenance, "model": args.model, "validation_sentences": len(calibration.validation),
+    doc = {"model": args.model, "validation_sentences": len(calibration.validation),
            "evaluated_within_logit": {str(m): int((margins < m).sum()) for m in (0.1, 0.3, 1.0)},
-           "evaluated_sentences": len(examples.sentences), "cpu": cpu_info(),
+           "evaluated_sentences": len(examples.sentences),
            "versions": backend.library_versions(), "rows": rows}
     print(gaps_table(doc))
-    if args.json:
-        write_atomic(Path(args.json), json.dumps(doc, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return doc

@@ -9,31 +9,20 @@ median of later passes.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from common.paths import SHARED  # noqa: E402
-from bench.report import buckets_table  # noqa: E402
-from common.backends import openvino as ov_backend  # noqa: E402
-from common.backends.base import BuildOptions  # noqa: E402
-from common.batching import Batch, Batches, make_batches, tokenize  # noqa: E402
-from common.cache import BuildCache  # noqa: E402
-from common.calibration import draw_calibration  # noqa: E402
-from common.checkpoints import load_checkpoint  # noqa: E402
-from common.cpu import cpu_info, cpu_summary  # noqa: E402
-from common.evaluate import measure  # noqa: E402
-from common.files import write_atomic  # noqa: E402
-from common.provenance import started  # noqa: E402
-from common.sst2 import load_examples  # noqa: E402
-
+from bench.harness import load, model_arguments
+from bench.report import buckets_table
+from common.backends import openvino as ov_backend
+from common.backends.base import BuildOptions
+from common.batching import Batch, Batches
+from common.cache import BuildCache
+from common.evaluate import measure
 
 
 def padded(batch: Batch, bucket: int) -> Batch:
@@ -43,21 +32,16 @@ def padded(batch: Batch, bucket: int) -> Batch:
     return {name: np.pad(array, ((0, 0), (0, target - width))) for name, array in batch.items()}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", default=str(SHARED / "models/minilm-l6-sst2"))
-    p.add_argument("--dataset", default=str(SHARED / "data/sst2/validation.tsv"))
-    p.add_argument("--calibration-dataset", default=str(SHARED / "data/sst2/train.tsv"))
+def arguments(p: argparse.ArgumentParser) -> None:
+    model_arguments(p)
     p.add_argument("--buckets", default="1,8,16")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--json", metavar="FILE")
-    args = p.parse_args(argv)
-    provenance = started([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    checkpoint = load_checkpoint(args.model)
-    examples = load_examples(args.dataset)
-    batches = make_batches(tokenize(checkpoint.tokenizer, examples.sentences, 128), 32)
-    calibration = draw_calibration(args.calibration_dataset, None, 0, 1000, checkpoint.tokenizer,
-                                   128, examples.sentences)
+
+
+def run(args: argparse.Namespace) -> dict:
+    inputs = load(args)
+    checkpoint, examples, batches = inputs.checkpoint, inputs.examples, inputs.batches
+    calibration = inputs.calibration
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = BuildCache(Path(tmp))
@@ -79,13 +63,5 @@ def main(argv=None) -> int:
                              "widths": len({b["input_ids"].shape[1] for b in inputs.inputs}),
                              "first_pass": len(examples.sentences) / first,
                              "later_passes": statistics.median(later.throughputs())})
-    print(cpu_summary())
     print(buckets_table(rows))
-    if args.json:
-        write_atomic(Path(args.json), json.dumps({**provenance, "model": args.model, "cpu": cpu_info(),
-                                                  "rounds": args.rounds, "rows": rows}, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"model": args.model, "rounds": args.rounds, "rows": rows}

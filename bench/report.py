@@ -1,8 +1,8 @@
-"""The measured figures (docs/results.md), regenerated from the JSON files of `bench/figures.py`
-runs, one folder per machine: Markdown tables, and with --plots the charts (bench/charts.py).
+"""The measured figures (docs/results.md), regenerated from the JSON files of `python -m bench
+figures` runs, one folder per machine: Markdown tables, and with --plots the charts (bench/charts.py).
 
-    python bench/report.py bench/results/<run>...              # print the tables (Markdown)
-    python bench/report.py bench/results/<run>... --plots bench/results/plots --page docs/results.md
+    python -m bench report bench/results/<run>...        # print the tables (Markdown)
+    python -m bench report bench/results/<run>... --plots bench/results/plots --page docs/results.md
 
 Every number between the page's `figures` markers, and every point of the charts, comes from these
 files; nothing is typed by hand. Reading JSON and writing Markdown needs no ML library: this module
@@ -16,18 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-
-from common.paths import ROOT  # noqa: E402
-from common.files import write_atomic  # noqa: E402
-from common.results import spread_cell  # noqa: E402
+from bench.result_files import PROOF_POINTS, cpu_line
+from common.paths import ROOT
+from common.files import write_atomic
+from common.results import spread_cell
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
-# each proof point's result file and the script that makes it (bench/figures.py), in table order
-PROOF_POINTS = {"tiny.json": "bert_tiny", "base.json": "bert_base", "base-fp32.json": "bert_base",
-                "quantize.json": "bert_quantize", "quantize-ort.json": "bert_quantize",
-                "quantize-int8-fp32.json": "bert_quantize",
-                "quantize-min-agreement.json": "bert_quantize"}
 # a real checkpoint; random weights (tables only: no agreement worth charting)
 BENCHMARKS = ("benchmark-minilm.json", "benchmark.json", "benchmark-base-min-agreement.json")
 
@@ -41,16 +35,6 @@ def _load(folder: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def cpu_line(doc: dict) -> str:
-    """The CPU a file was measured on, its matrix flags and the threads the runners got (not
-    os.cpu_count()): the one way the report and the charts name a machine."""
-    env = doc["environment"]
-    threads = env.get("threads", {}).get("threads")
-    used = f"{threads} of {env['cpu_count']} logical CPUs used" if threads else \
-        f"{env['cpu_count']} logical CPUs"
-    return f"{env['cpu']} ({', '.join(env['cpu_flags']) or 'no AVX2/AVX-512/AMX'}), {used}"
-
-
 def machine(doc: dict) -> str:
     env = doc["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env["versions"].items()))
@@ -58,7 +42,7 @@ def machine(doc: dict) -> str:
 
 
 def shown(command: list[str]) -> list[str]:
-    """The command without the output and cache paths bench/figures.py added."""
+    """The command without the output and cache paths `python -m bench figures` added."""
     kept, skip = [], False
     for arg in command:
         if skip:
@@ -116,7 +100,7 @@ def trial_table(docs: list[dict]) -> str:
 
 def trial_cost_line(doc: dict) -> str:
     first, second = doc["runs"]
-    return (f"`bench/trial_cost.py` (`bert_base.py` on a BERT-base-shaped checkpoint, random weights, "
+    return (f"`python -m bench trial-cost` (`bert_base.py` on a BERT-base-shaped checkpoint, random weights, "
             f"872 sentences, a fresh cache): first run {first['wall_seconds']:.0f} s wall of which "
             f"the trial {first['trial_seconds']:.1f} s ({first['trial_seconds'] / first['wall_seconds']:.1%}; "
             f"chose {first['choice']['chosen']}, {first['speedup']['median']:.2f}× the reference); "
@@ -129,7 +113,7 @@ def _cell(value, spec: str) -> str:
 
 
 def benchmark_row(row: dict) -> dict:
-    """A row of bench/benchmark.py's JSON: run_metrics' entry with the benchmark's fields. Files made
+    """A row of the speed experiment's JSON (bench/benchmark.py): run_metrics' entry with the benchmark's fields. Files made
     before the benchmark used run_metrics hold the same figures under other keys."""
     if "ratio_to_eager" not in row:
         return row
@@ -253,7 +237,7 @@ def draw(folders: list[Path], plots: Path) -> dict[str, Path]:
         for doc in benchmarks:
             points += charts.benchmark_points(doc)
         measured = ", ".join(["the proof points"] + [
-            f"bench/benchmark.py on {Path(doc['model']).name}" for doc in benchmarks
+            f"python -m bench speed on {Path(doc['model']).name}" for doc in benchmarks
             if doc.get("model")])
         drawn[folder.name] = plots / f"{folder.name}.png"
         charts.cpu_chart(points, cpu_line(next(iter(docs.values()))),
@@ -289,7 +273,7 @@ def render(folder: Path, drawn: dict[str, Path], base: Path = ROOT) -> str:
     commit = (f"project commit `{commits[0]}`" if len(commits) == 1 else
               "project commits " + ", ".join(f"`{c}`" for c in commits) + " (each file records its own)")
     parts = [f"### {first['environment']['cpu']} ({folder.name})", "",
-             f"Measured by `python bench/figures.py` on {first['start_time'][:10]}, {commit}, "
+             f"Measured by `python -m bench figures` on {first['start_time'][:10]}, {commit}, "
              f"files in `{relative(folder)}`. Machine: {machine(first)}.", ""]
     if chart is not None:
         parts += [image(chart, f"every runner measured on {folder.name}: speed against "
@@ -304,7 +288,7 @@ def render(folder: Path, drawn: dict[str, Path], base: Path = ROOT) -> str:
     for name in BENCHMARKS:
         bench = _load(folder, name)
         if bench:
-            parts += ["", f"#### Every runner against PyTorch eager (`bench/benchmark.py`, {name})",
+            parts += ["", f"#### Every runner against PyTorch eager (`python -m bench speed`, {name})",
                       "", benchmark_table(bench)]
     for kind, title, flag in (("variants", "INT8 recipes", ""),
                               ("frontier", "What --min-agreement trades", " --frontier")):
@@ -322,23 +306,24 @@ def render(folder: Path, drawn: dict[str, Path], base: Path = ROOT) -> str:
                                "the lower bound in brackets)" if "rule" in controls[0] else
                                " (made before the 95% rule: a setting was reached where the "
                                "slice's agreement touched it)")
-                parts += ["", f"#### {title} on {backend} (`bench/int8_variants.py --backend "
+                parts += ["", f"#### {title} on {backend} (`python -m bench int8-variants --backend "
                               f"{backend}{flag}`)", "",
                           f"{Path(variants['model']).name}, {variants['calibration_samples']} "
                           f"calibration samples (seed {variants['seed']}){slice_}, median of "
                           f"{variants['rounds']} rounds.", "", variants_table(variants["rows"])]
     gaps = _load(folder, "layer-gaps.json")
     if gaps:
-        parts += ["", "#### Where INT8's error is (`bench/layer_gaps.py`)", "", gaps_table(gaps)]
+        parts += ["", "#### Where INT8's error is (`python -m bench layer-gaps`)", "", gaps_table(gaps)]
     buckets = _load(folder, "ov-buckets.json")
     if buckets:
-        parts += ["", "#### OpenVINO: padding widths to buckets (`bench/ov_buckets.py`)", "",
+        parts += ["", "#### OpenVINO: padding widths to buckets (`python -m bench ov-buckets`)", "",
                   buckets_table(buckets["rows"])]
     return "\n".join(parts)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bench report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", type=Path, nargs="+", help="bench/results/<run> folders")
     p.add_argument("--page", type=Path, help=f"rewrite the page's block between {BEGIN} and {END}")
     p.add_argument("--plots", type=Path, metavar="DIR",
@@ -363,7 +348,3 @@ def main(argv=None) -> int:
     _, tail = rest.split(END, 1)
     write_atomic(args.page, f"{head}{BEGIN}\n{text}\n{END}{tail}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

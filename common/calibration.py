@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 from .backends.base import Calibration
 from .batching import tokenize
 from .errors import UserError
-from .sst2 import Columns, load_examples
+from .examples import Columns, load_examples
 
 
 def draw_indices(total: int, count: int, seed: int) -> np.ndarray:

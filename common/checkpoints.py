@@ -13,7 +13,7 @@ from transformers.utils import logging as hf_logging
 
 from .errors import UserError, first_line
 from .sources import looks_local
-from .sst2 import LabelSpace
+from .examples import LabelSpace
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 

@@ -10,12 +10,11 @@ from .backends.base import FLOAT_PRECISIONS, QUANTIZATIONS
 from .cache import REBUILD_POLICIES, default_cache_dir
 from .flags import DEFAULT_SEED
 from .gpu import DEVICES
-from .sst2 import DEFAULT_DATASET
+from .examples import DEFAULT_DATASET
+from .settings import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_VALIDATION_SAMPLES, Settings, settings_from
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
-DEFAULT_CALIBRATION_SAMPLES = 1000
-DEFAULT_VALIDATION_SAMPLES = 1000
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -159,11 +158,11 @@ def add_int8_flags(p: argparse.ArgumentParser) -> None:
 
 
 
-def parse_command_line(spec, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The script's arguments (`spec`: its ProofPoint), with the command as typed kept for the
+def parse_command_line(spec, argv: Sequence[str] | None = None) -> Settings:
+    """The script's settings (`spec`: its ProofPoint), with the command as typed kept for the
     results JSON."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(f"{spec.name}.py", spec.description, spec.model, spec.num_chips,
                         spec.quantize).parse_args(argv)
     args.command = [f"{spec.name}.py", *argv]
-    return args
+    return settings_from(args)

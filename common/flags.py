@@ -2,21 +2,21 @@
 the table where they did nothing, instead of being silently ignored."""
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
 from .backends import backend_module
 from .backends.base import Candidate
+from .settings import Settings
 
 DEFAULT_SEED = 0
 
 
-def seed(args: argparse.Namespace) -> int:
+def seed(args: Settings) -> int:
     """The calibration seed: --seed, or DEFAULT_SEED."""
-    return DEFAULT_SEED if getattr(args, "seed", None) is None else args.seed
+    return DEFAULT_SEED if args.seed is None else args.seed
 
 
-def check_flags(args: argparse.Namespace, candidates: Sequence[Candidate],
+def check_flags(args: Settings, candidates: Sequence[Candidate],
                 calibrate: bool) -> list[str]:
     """Refuse a GroqFlow chip count groqit would refuse (where GroqFlow may build); return a note
     for each flag given that no build here uses."""
@@ -29,9 +29,9 @@ def check_flags(args: argparse.Namespace, candidates: Sequence[Candidate],
     if given and not groqflow:
         notes.append(f"{' and '.join(given)}: GroqFlow's; ignored by "
                      f"{' and '.join(sorted({c.backend for c in candidates}))}")
-    if getattr(args, "seed", None) is not None and not calibrate:
+    if args.seed is not None and not calibrate:
         notes.append("--seed: it draws calibration samples, and dynamic INT8 draws none; ignored")
-    if getattr(args, "distill_steps", 0):
+    if args.distill_steps:
         if not args.min_agreement:
             notes.append("--distill-steps: a lever of --min-agreement, which is not set; ignored")
         elif not any(c.backend == "openvino" for c in candidates):

@@ -9,7 +9,7 @@ import numpy as np
 
 from .evaluate import Evaluation
 from .files import write_results_file
-from .sst2 import Examples
+from .examples import Examples
 
 HEADER = ("index", "sentence", "label", "reference_prediction", "built_prediction",
           "reference_logits", "built_logits")

@@ -1,7 +1,6 @@
 """One proof point end to end: load, tokenize, build, evaluate both runners, report."""
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
@@ -24,17 +23,18 @@ from .files import check_writable_target
 from .flags import check_flags, seed
 from .mismatches import write_mismatches
 from .provenance import started
+from .settings import Settings
 from .paths import ROOT
 from .results import (RESULTS_SCHEMA_VERSION, environment, float_as_fast_line, format_notes,
                       format_table, int8_hint, write_json)
 from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
 from .spec import INTERRUPTED, ProofPoint
-from .sst2 import Columns, Examples, load_examples
+from .examples import Columns, Examples, load_examples
 from .trial import Choice, cached_decisions, choose
 
 
 def main(spec: ProofPoint, argv: Sequence[str] | None = None,
-         args: argparse.Namespace | None = None) -> int:
+         args: Settings | None = None) -> int:
     """Run the proof point (on `args` where the launcher parsed them already); a user's mistake
     ends in one line on stderr and exit code 2."""
     # the original proof points' setting: no tokenizer threads, so no warning when a subprocess forks
@@ -57,28 +57,28 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None,
     return 0
 
 
-def build_options(candidate: Candidate, args: argparse.Namespace, spec: ProofPoint) -> BuildOptions:
+def build_options(candidate: Candidate, args: Settings, spec: ProofPoint) -> BuildOptions:
     """The candidate's precision with the user's other choices (INT8's only for INT8)."""
     flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
     int8 = candidate.precision == "int8"
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
-                        min_agreement=getattr(args, "min_agreement", None) if int8 else None,
-                        distill_steps=getattr(args, "distill_steps", 0) if int8 else 0,
-                        quantization=getattr(args, "quantization", "static"),
+                        min_agreement=args.min_agreement if int8 else None,
+                        distill_steps=args.distill_steps if int8 else 0,
+                        quantization=args.quantization,
                         device=candidate.device,
                         num_chips=args.num_chips or spec.num_chips, compiler_flags=flags,
                         max_length=args.max_length)
 
 
-def forced_by(args: argparse.Namespace) -> str:
+def forced_by(args: Settings) -> str:
     """The flags that narrowed the builds, as typed; "" when everything was left to auto."""
     flags = [f"--{name} {value}" for name, value in
-             (("backend", args.backend), ("precision", getattr(args, "precision", "auto")))
+             (("backend", args.backend), ("precision", args.precision))
              if value != "auto"]
     return " ".join(flags)
 
 
-def slower_than_reference(choice: Choice, built: dict, args: argparse.Namespace,
+def slower_than_reference(choice: Choice, built: dict, args: Settings,
                           cache: BuildCache, model: str) -> str:
     """The line under the table when the float build chosen runs slower than PyTorch, and what
     does run faster here (INT8, if its proof point measured it) or how to find out."""
@@ -97,7 +97,7 @@ def slower_than_reference(choice: Choice, built: dict, args: argparse.Namespace,
     return f"{said}. {hint}"
 
 
-def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool) -> dict:
+def resolve_sources(spec: ProofPoint, args: Settings, calibrate: bool) -> dict:
     """Model, evaluation data and (for static INT8) calibration data: local, hub or bundled."""
     bundled = ROOT / spec.bundled_model if spec.bundled_model else None
     wanted = {"model": model_wanted(args.model, spec.model, bundled),
@@ -107,7 +107,7 @@ def resolve_sources(spec: ProofPoint, args: argparse.Namespace, calibrate: bool)
     return dict(zip(wanted, resolve(list(wanted.values()))))
 
 
-def load_data(args: argparse.Namespace, sources: dict, checkpoint,
+def load_data(args: Settings, sources: dict, checkpoint,
               calibrate: bool) -> tuple[Examples, Calibration | None]:
     """The evaluated rows, read with the model's labels and the columns asked for (or found), and
     for static INT8 the calibration samples drawn from other rows with the same columns."""
@@ -132,10 +132,10 @@ def load_data(args: argparse.Namespace, sources: dict, checkpoint,
     return examples, calibration
 
 
-def distillation_rows(args: argparse.Namespace) -> int:
+def distillation_rows(args: Settings) -> int:
     """Training rows --distill-steps trains on: one batch per step, none reused when there are
     enough."""
-    steps = getattr(args, "distill_steps", 0) if getattr(args, "min_agreement", None) else 0
+    steps = args.distill_steps if args.min_agreement else 0
     return steps * distillation.BATCH
 
 
@@ -154,7 +154,7 @@ class Plan:
     calibration: Calibration | None
 
 
-def resolve_plan(spec: ProofPoint, args: argparse.Namespace) -> Plan:
+def resolve_plan(spec: ProofPoint, args: Settings) -> Plan:
     """Flags checked, candidates listed, inputs resolved and loaded: everything a user can get
     wrong fails here, before any build (each stage boundary also ends a discarded Ctrl-C)."""
     for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
@@ -163,11 +163,11 @@ def resolve_plan(spec: ProofPoint, args: argparse.Namespace) -> Plan:
     cache = BuildCache(args.cache_dir, args.rebuild)
     quantization = args.quantization if spec.quantize else None
     offer = candidates_for(args.backend, args.device, quantization,
-                           getattr(args, "precision", "auto"))
+                           args.precision)
     candidates, backends_note = offer.candidates, offer.note
     calibrate = spec.quantize and args.quantization == "static"
-    candidates = with_accuracy_control(candidates, getattr(args, "min_agreement", None),
-                                       quantization, getattr(args, "validation_samples", 0))
+    candidates = with_accuracy_control(candidates, args.min_agreement,
+                                       quantization, args.validation_samples)
     flag_notes = check_flags(args, candidates, calibrate)
     interrupt.check()
     sources = resolve_sources(spec, args, calibrate)
@@ -181,7 +181,7 @@ def resolve_plan(spec: ProofPoint, args: argparse.Namespace) -> Plan:
                 checkpoint, examples, calibration)
 
 
-def announce(spec: ProofPoint, args: argparse.Namespace, plan: Plan) -> None:
+def announce(spec: ProofPoint, args: Settings, plan: Plan) -> None:
     """The line naming the inputs, the columns read and the candidate builds."""
     examples = plan.examples
     columns = ", ".join(f"{what} '{name}'" for what, name in examples.columns.items() if name)
@@ -195,7 +195,7 @@ def announce(spec: ProofPoint, args: argparse.Namespace, plan: Plan) -> None:
 class Builds:
     """The run's batches, and each candidate's build on them with the user's options."""
 
-    def __init__(self, spec: ProofPoint, args: argparse.Namespace, plan: Plan):
+    def __init__(self, spec: ProofPoint, args: Settings, plan: Plan):
         self.spec, self.args, self.plan = spec, args, plan
         examples = plan.examples
         self.encoded = tokenize(plan.checkpoint.tokenizer, examples.sentences, args.max_length,
@@ -223,10 +223,10 @@ class Builds:
                 "recipe": backend_module(candidate.backend).build_recipe(options)}
 
 
-def decide(args: argparse.Namespace, plan: Plan, builds: Builds, reference) -> Choice:
+def decide(args: Settings, plan: Plan, builds: Builds, reference) -> Choice:
     """The build that runs: forced by the flags, or the trial's (cached) choice."""
     forced = forced_by(args)
-    min_agreement = getattr(args, "min_agreement", None)
+    min_agreement = args.min_agreement
     examples = plan.examples
     context = {"model": plan.checkpoint.identity, "batch_size": args.batch_size,
                "max_length": args.max_length,
@@ -244,7 +244,7 @@ def decide(args: argparse.Namespace, plan: Plan, builds: Builds, reference) -> C
                   why_single=f"as {forced} asks" if forced else "the only build offered here")
 
 
-def notes_for(spec: ProofPoint, args: argparse.Namespace, plan: Plan, choice: Choice,
+def notes_for(spec: ProofPoint, args: Settings, plan: Plan, choice: Choice,
               built: dict) -> list[str]:
     """The lines under the table beyond the timing and the CPU."""
     notes = [f"labels: {plan.examples.labels_rule}"] if plan.examples.labels_rule else []
@@ -259,7 +259,7 @@ def notes_for(spec: ProofPoint, args: argparse.Namespace, plan: Plan, choice: Ch
     return notes
 
 
-def results_document(args: argparse.Namespace, plan: Plan, provenance: dict, choice: Choice,
+def results_document(args: Settings, plan: Plan, provenance: dict, choice: Choice,
                      timed: dict, notes: list, runs: list) -> dict:
     """The results JSON (docs/json.md)."""
     examples, calibration = plan.examples, plan.calibration
@@ -283,7 +283,7 @@ def results_document(args: argparse.Namespace, plan: Plan, provenance: dict, cho
     return document
 
 
-def run(spec: ProofPoint, args: argparse.Namespace) -> dict:
+def run(spec: ProofPoint, args: Settings) -> dict:
     """Resolve, build, measure, report."""
     provenance = started(args.command)
     plan = resolve_plan(spec, args)

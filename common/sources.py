@@ -13,7 +13,7 @@ from typing import Optional
 from .errors import UserError
 from .hub import hub_problem
 from .paths import ROOT
-from .sst2 import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format, default_split, hub_id
+from .examples import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format, default_split, hub_id
 
 BUNDLED_SST2 = {"validation": ROOT / "data" / "sst2" / "validation.tsv",
                 "train": ROOT / "data" / "sst2" / "train.tsv.xz"}

@@ -1,22 +1,83 @@
-"""The benchmark scripts run through the product's code: smoke runs on tiny inputs, JSON checked."""
+"""The experiments run through one harness (`python -m bench NAME`) and the product's code: smoke
+runs on tiny inputs, every record checked against docs/bench-record.schema.json."""
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import ROOT, requires_openvino
 
 
+def valid_record(path) -> dict:
+    import jsonschema
+
+    record = json.loads(path.read_text())
+    schema = json.loads((ROOT / "docs" / "bench-record.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(record)
+    return record
+
+
 def _run(args, tmp_path):
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    if "--json" in args:
+        valid_record(Path(args[args.index("--json") + 1]))
     return proc
+
+
+def test_the_harness_lists_every_experiment_and_refuses_an_unknown_one():
+    from bench.harness import COMMANDS, EXPERIMENTS
+
+    listed = subprocess.run([sys.executable, "-m", "bench"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    names = [line.split()[0] for line in listed.stdout.splitlines() if line.startswith("  ")]
+    assert listed.returncode == 0 and names == [*EXPERIMENTS, *COMMANDS]
+    schema = json.loads((ROOT / "docs" / "bench-record.schema.json").read_text())
+    assert schema["properties"]["bench"]["enum"] == list(EXPERIMENTS)
+    unknown = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "usage: python -m bench NAME" in unknown.stderr
+
+
+def test_an_experiment_writes_one_record_with_what_ran_and_where(tmp_path):
+    out = tmp_path / "startup.json"
+    _run(["startup", "--runs", "1", "--json", str(out)], tmp_path)
+    record = valid_record(out)
+    assert record["bench"] == "startup" and record["command"] == [
+        "python", "-m", "bench", "startup", "--runs", "1", "--json", str(out)]
+    assert sorted(record["results"]) == sorted(f"{s} {c}" for s in (
+        "bert_tiny.py", "bert_base.py", "bert_quantize.py") for c in ("--help", "a bad flag"))
+    assert all(len(r["runs_s"]) == 1 and r["runs_s"][0] > 0 for r in record["results"].values())
+
+
+@pytest.mark.parametrize("change", ["no bench", "unknown bench", "no cpu"])
+def test_the_record_schema_refuses_a_record_without_what_ran_or_where(tmp_path, change):
+    import jsonschema
+
+    from bench.harness import write_record
+    from common.provenance import started
+
+    path = tmp_path / "r.json"
+    write_record(path, "startup", started(["python", "-m", "bench", "startup"]), {"results": {}})
+    record = valid_record(path)
+    if change == "no bench":
+        del record["bench"]
+    elif change == "unknown bench":
+        record["bench"] = "bench/startup.py"
+    else:
+        del record["cpu"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(jsonschema.ValidationError):
+        valid_record(path)
 
 
 @requires_openvino
 def test_int8_variants_builds_through_the_backend(tiny_checkpoint, data_file, train_file, tmp_path):
     out = tmp_path / "v.json"
-    _run(["bench/int8_variants.py", "--backend", "openvino", "--model", str(tiny_checkpoint),
+    _run(["int8-variants", "--backend", "openvino", "--model", str(tiny_checkpoint),
           "--dataset", str(data_file), "--calibration-dataset", str(train_file),
           "--calibration-samples", "20", "--rounds", "1", "--only", "0,1", "--json", str(out)],
          tmp_path)
@@ -28,7 +89,7 @@ def test_int8_variants_builds_through_the_backend(tiny_checkpoint, data_file, tr
 @requires_openvino
 def test_benchmark_times_the_runners_it_is_asked_for(tmp_path):
     out = tmp_path / "b.json"
-    _run(["bench/benchmark.py", "--models", "tiny", "--runners",
+    _run(["speed", "--models", "tiny", "--runners",
           "pytorch-eager,openvino-fp32,ort-int8-static", "--rounds", "2", "--json", str(out)],
          tmp_path)
     doc = json.loads(out.read_text())
@@ -41,7 +102,7 @@ def test_benchmark_times_the_runners_it_is_asked_for(tmp_path):
 def test_benchmark_on_a_checkpoint_scores_every_runner(tiny_checkpoint, data_file, train_file,
                                                        tmp_path):
     out = tmp_path / "b.json"
-    _run(["bench/benchmark.py", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
+    _run(["speed", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
           "--calibration-dataset", str(train_file), "--runners",
           "pytorch-eager,ort-fp32,ort-fp32-optimized,ort-fp32-fused", "--rounds", "1",
           "--json", str(out)], tmp_path)
@@ -57,7 +118,7 @@ def test_benchmark_on_a_checkpoint_scores_every_runner(tiny_checkpoint, data_fil
 def test_bucket_benchmark_builds_through_the_backend(tiny_checkpoint, data_file, train_file,
                                                      tmp_path):
     out = tmp_path / "k.json"
-    _run(["bench/ov_buckets.py", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
+    _run(["ov-buckets", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
           "--calibration-dataset", str(train_file), "--buckets", "1,8", "--rounds", "1",
           "--json", str(out)], tmp_path)
     rows = json.loads(out.read_text())["rows"]
@@ -70,7 +131,7 @@ def test_bucket_benchmark_builds_through_the_backend(tiny_checkpoint, data_file,
 @requires_openvino
 def test_layer_gaps_builds_one_layer_at_a_time(tiny_checkpoint, data_file, train_file, tmp_path):
     out = tmp_path / "g.json"
-    _run(["bench/layer_gaps.py", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
+    _run(["layer-gaps", "--model", str(tiny_checkpoint), "--dataset", str(data_file),
           "--calibration-dataset", str(train_file), "--calibration-samples", "40",
           "--validation-samples", "10",
           "--kinds", "feed-forward output", "--json", str(out)], tmp_path)

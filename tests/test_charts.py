@@ -102,14 +102,15 @@ def test_a_value_out_of_range_is_refused_not_drawn(tmp_path, field, value, messa
 
 
 def test_the_report_runs_without_any_ml_library(tmp_path):
-    """Turning JSON into Markdown and charts imports no torch, transformers or runtime."""
+    """Turning JSON into Markdown and charts (`python -m bench report`) imports no torch,
+    transformers or runtime."""
     folder = results_folder(tmp_path / "cpu-a")
     blocked = ("torch", "transformers", "onnx", "onnxruntime", "openvino", "nncf", "datasets",
                "tokenizers", "huggingface_hub")
     code = ("import runpy, sys\n"
             f"for name in {blocked!r}:\n    sys.modules[name] = None  # import fails\n"
-            f"sys.argv = ['bench/report.py', {str(folder)!r}, '--plots', {str(tmp_path / 'p')!r}]\n"
-            "runpy.run_path('bench/report.py', run_name='__main__')\n")
+            f"sys.argv = ['bench', 'report', {str(folder)!r}, '--plots', {str(tmp_path / 'p')!r}]\n"
+            "runpy.run_module('bench', run_name='__main__')\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

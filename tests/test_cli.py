@@ -202,7 +202,7 @@ def test_float_sentiment_labels_and_flags_that_did_nothing_are_said(tiny_checkpo
                                                                      tmp_path, capsys):
     """The original's SST layout (float labels) is binarised and said; GroqFlow's flags on a CPU
     backend are noted instead of silently ignored."""
-    from common.sst2 import BINARIZED
+    from common.examples import BINARIZED
 
     out = tmp_path / "sst.json"
     data = ROOT / "tests" / "data" / "sst-float-labels.tsv"
@@ -282,3 +282,26 @@ def test_a_stock_pytorch_image_runs_the_quick_start(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["sources"]["dataset"]["copy"] == "bundled" and doc["samples"] == 64
     assert doc["runs"][1]["name"] == "onnxruntime-fp32" and doc["runs"][1]["agreement"] == 1.0
+
+
+def test_every_script_parses_to_the_same_typed_settings_and_a_float_script_has_int8_defaults():
+    """One Settings type for every script: a float script's INT8 fields are bert_quantize.py's
+    defaults, and a flag that Settings has no field for is refused, not silently kept."""
+    import argparse
+
+    import bert_base
+    import bert_quantize
+    import bert_tiny
+    from common.cli import parse_command_line
+    from common.settings import Settings, settings_from
+
+    tiny, base, quantize = (parse_command_line(s.SPEC, []) for s in (bert_tiny, bert_base,
+                                                                     bert_quantize))
+    assert all(isinstance(s, Settings) for s in (tiny, base, quantize))
+    int8 = ("quantization", "calibration_samples", "seed", "min_agreement", "distill_steps",
+            "validation_samples", "calibration_dataset")
+    assert [getattr(tiny, f) for f in int8] == [getattr(quantize, f) for f in int8] == [
+        "static", 1000, None, None, 0, 1000, None]
+    assert tiny.command == ("bert_tiny.py",)
+    with pytest.raises(ValueError, match="Settings has no field for new_flag"):
+        settings_from(argparse.Namespace(**vars(argparse.Namespace(command=[])), new_flag=1))

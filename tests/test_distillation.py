@@ -1,6 +1,5 @@
 """--distill-steps: INT8 distilled from the float model, tried before --min-agreement's kinds search
 (common/distillation.py); the decision between them is tested on stand-ins in test_fidelity.py."""
-import argparse
 import json
 
 import numpy as np
@@ -34,7 +33,7 @@ def weight_types(entry) -> list[str]:
 def test_distillation_that_reaches_the_target_runs_with_every_matrix_product_int8(
         sensitive_tiny, tmp_path, capsys):  # noqa: F811
     from common.calibration import normalized
-    from common.sst2 import load_examples
+    from common.examples import load_examples
 
     out, cache = tmp_path / "d.json", tmp_path / "c"
     train, validation = ROOT / "data/sst2/train.tsv.xz", ROOT / "data/sst2/validation.tsv"
@@ -167,9 +166,10 @@ def test_distillation_rows_are_drawn_apart_from_calibration_slice_and_evaluation
     (0.99, ["openvino", "onnxruntime"], None)])
 def test_distill_steps_that_nothing_here_uses_is_said_under_the_table(min_agreement, backends,
                                                                       note):
+    from common.cli import parse_command_line
     from common.flags import check_flags
 
-    args = argparse.Namespace(num_chips=None, compiler_flags=None, seed=None, distill_steps=10,
-                              min_agreement=min_agreement)
+    args = parse_command_line(bert_quantize.SPEC, ["--distill-steps", "10"] + (
+        ["--min-agreement", str(min_agreement)] if min_agreement else []))
     notes = check_flags(args, [Candidate(b, "int8") for b in backends], calibrate=True)
     assert notes == ([note] if note else [])

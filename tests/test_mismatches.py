@@ -8,7 +8,7 @@ from common.backends.base import Runner
 from common.evaluate import Evaluation
 from common.mismatches import HEADER, write_mismatches
 from common.proofpoint import main
-from common.sst2 import Examples
+from common.examples import Examples
 
 
 def _evaluation(logits):

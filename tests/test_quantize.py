@@ -132,7 +132,7 @@ def float_matmuls(entry) -> set[str]:
 def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_else_uses(
         sensitive_tiny, tmp_path, capsys, backend):
     from common.calibration import normalized
-    from common.sst2 import load_examples
+    from common.examples import load_examples
 
     out, cache = tmp_path / "ac.json", tmp_path / "c"
     train = ROOT / "data" / "sst2" / "train.tsv.xz"
@@ -194,7 +194,7 @@ def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sens
     from common.cache import BuildCache
     from common.checkpoints import load_checkpoint
     from common.export import EXPORT_FILE, cached_export
-    from common.sst2 import load_examples
+    from common.examples import load_examples
 
     checkpoint = load_checkpoint(str(sensitive_tiny))
     evaluated = load_examples(str(ROOT / "data/sst2/validation.tsv"), limit=200).sentences

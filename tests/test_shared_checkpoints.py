@@ -14,7 +14,7 @@ from common.backends.torch_ref import reference_runner
 from common.batching import make_batches, tokenize
 from common.checkpoints import load_checkpoint
 from common.proofpoint import main
-from common.sst2 import load_examples
+from common.examples import load_examples
 from conftest import OV, SHARED, chosen_by_the_rule, long_test, requires_openvino, requires_shared
 
 pytestmark = requires_shared

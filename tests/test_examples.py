@@ -4,7 +4,7 @@ import pytest
 from conftest import ROOT, SENTENCES, write_data
 
 from common.errors import UserError
-from common.sst2 import BINARIZED, load_examples
+from common.examples import BINARIZED, load_examples
 
 SST_FLOAT = ROOT / "tests" / "data" / "sst-float-labels.tsv"
 

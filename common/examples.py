@@ -1,4 +1,5 @@
-"""Load SST-2, or any sentence/label set, from the hub or a local file, and validate it."""
+"""The examples a proof point evaluates or calibrates on: SST-2 or any sentence/label set, from the
+hub or a local file, loaded and validated."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
