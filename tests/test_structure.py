@@ -74,3 +74,36 @@ def test_the_import_graph_sees_bench_and_finds_the_circle_it_once_had():
     assert "bench.charts" in imports(ROOT / "bench" / "report.py")
     assert "bench.result_files" in imports(ROOT / "bench" / "charts.py")
     assert "bench.report" not in imports(ROOT / "bench" / "charts.py")
+
+
+def calls(name: str, paths=None) -> set[str]:
+    """The modules (relative paths) of common/ and bench/ that call `name` (a function or a
+    method of that name), read from their syntax trees."""
+    found = set()
+    for path in paths or SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called == name:
+                    found.add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_each_computation_has_one_home():
+    """Written once, called from everywhere: an ONNX Runtime session is opened in ort_session,
+    a key is hashed by cache_key from build_key (the export and every backend) and the trial's
+    decision only, a median/min/max is metrics.spread, and two models' answers are compared by
+    metrics.agreeing_rows (the argmax of logits compared nowhere else)."""
+    common = [p for p in SOURCES if p.relative_to(ROOT).parts[0] != "bench"]
+    assert calls("InferenceSession") == {"common/backends/ort_session.py"}
+    assert calls("cache_key") == {"common/backends/base.py", "common/trial.py"}
+    assert calls("median", common) == {"common/metrics.py"}
+    argmax_compared = set()
+    for path in common:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(side, ast.Call) and getattr(side.func, "attr", "") == "argmax"
+                    for side in [node.left, *node.comparators]):
+                argmax_compared.add(path.relative_to(ROOT).as_posix())
+    assert argmax_compared == {"common/metrics.py"}
