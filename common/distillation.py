@@ -63,9 +63,22 @@ def distilled_int8(model: torch.nn.Module, names: Sequence[str], calibration: Ca
     from `model` on the calibration's distillation rows (cycled, in an order seeded by the
     calibration seed), and the record of it: steps, rows, seconds, the loss at start and end."""
     start = time.perf_counter()
-    torch.manual_seed(calibration.seed)
-    student = post_training_int8(model, names, calibration, int8_recipe)
-    teacher = LogitsByName(model, tuple(names)).eval()
+    with torch.random.fork_rng():  # seeded here without reseeding the caller's generator
+        torch.manual_seed(calibration.seed)
+        student = post_training_int8(model, names, calibration, int8_recipe)
+        losses = _train(student, LogitsByName(model, tuple(names)).eval(), names,
+                        calibration, steps)
+    student.eval()
+    return student, {"steps": steps, "rows": len(calibration.distillation), "batch": BATCH,
+                     "seconds": time.perf_counter() - start,
+                     "loss_first": losses[0] if losses else None,
+                     "loss_last": losses[-1] if losses else None}
+
+
+def _train(student: torch.nn.Module, teacher: torch.nn.Module, names: Sequence[str],
+           calibration: Calibration, steps: int) -> list[float]:
+    """`steps` steps of the student towards the teacher's logits on the distillation rows, in
+    batches cycled in an order seeded by the calibration seed; the loss of each step."""
     batches = make_batches(calibration.distillation, batch_size=BATCH).inputs
     order = np.random.default_rng(calibration.seed).permutation(len(batches))
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad],
@@ -83,8 +96,4 @@ def distilled_int8(model: torch.nn.Module, names: Sequence[str], calibration: Ca
             optimizer.step()
             losses.append(loss.item())
             bar.update()
-    student.eval()
-    return student, {"steps": steps, "rows": len(calibration.distillation), "batch": BATCH,
-                     "seconds": time.perf_counter() - start,
-                     "loss_first": losses[0] if losses else None,
-                     "loss_last": losses[-1] if losses else None}
+    return losses

@@ -73,7 +73,8 @@ def test_distillation_that_reaches_the_target_runs_with_every_matrix_product_int
     assert again["cached"] and again["agreement"] == distilled["agreement"]
 
 
-def _calibration(tokenizer, seed: int = 0, trained: str = "a fun film") -> Calibration:
+def _calibration(tokenizer, seed: int = 0, trained: str = "a fun film",
+                 checked: str = "it") -> Calibration:
     from common.batching import tokenize
 
     def encoded(sentences):
@@ -81,7 +82,7 @@ def _calibration(tokenizer, seed: int = 0, trained: str = "a fun film") -> Calib
 
     return Calibration(source="train.tsv", seed=seed, indices=np.arange(2), requested=2,
                        encoded=encoded(["good film", "bad film"]),
-                       validation_indices=np.arange(2, 5), validation=encoded(["it", "a", "the"]),
+                       validation_indices=np.arange(2, 5), validation=encoded([checked, "a", "the"]),
                        distillation_indices=np.arange(5, 7),
                        distillation=encoded([trained, "a dull film"]))
 
@@ -91,8 +92,8 @@ def _calibration(tokenizer, seed: int = 0, trained: str = "a fun film") -> Calib
                                    "model", "versions"])
 def test_a_distilled_model_is_reused_only_while_each_of_its_inputs_is_the_same(
         tiny_checkpoint, tmp_path, monkeypatch, change):
-    """Change one input of the distillation and it is trained again; change the float remainder
-    or the target, which it does not depend on, and it is reused."""
+    """Change one input of the distillation and it is trained again; change the float remainder,
+    the target or the validation slice, which it does not depend on, and it is reused."""
     from common import distillation
     from common.backends import openvino
     from common.batching import make_batches, tokenize
@@ -111,15 +112,16 @@ def test_a_distilled_model_is_reused_only_while_each_of_its_inputs_is_the_same(
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
 
     def hit(steps: int = 2, remainder: str = "fp32", target: float = 0.5, seed: int = 0,
-            rows: str = "a fun film", model=checkpoint) -> bool:
+            rows: str = "a fun film", model=checkpoint, checked: str = "it") -> bool:
         options = BuildOptions(precision="int8", remainder=remainder, min_agreement=target,
                                distill_steps=steps)
         _, record = openvino.distilled_ir(model, example, _calibration(
-            checkpoint.tokenizer, seed, rows), openvino.build_recipe(options), BuildCache(tmp_path))
+            checkpoint.tokenizer, seed, rows, checked), openvino.build_recipe(options),
+            BuildCache(tmp_path))
         return record["cached"]
 
     assert hit() is False and hit() is True
-    assert hit(remainder="bf16", target=0.9) is True and trained == [2]
+    assert hit(remainder="bf16", target=0.9, checked="good") is True and trained == [2]
     if change == "steps":
         assert hit(steps=3) is False
     elif change == "seed":

@@ -9,6 +9,7 @@ capability list (common/trial.py): the list only says which ones OpenVINO can co
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import time
@@ -184,8 +185,9 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
 def distilled_ir(checkpoint: Checkpoint, example: Batch, calibration: Calibration, recipe: dict,
                  cache: BuildCache) -> tuple[object, dict]:
     """The distilled INT8 model (common/distillation.py) as an IR, and the distillation's record;
-    cached apart from the build that scores it, keyed by everything but the float remainder and
-    the target, so each remainder's candidate and each target reuses one distillation."""
+    cached apart from the build that scores it, keyed by everything but the float remainder, the
+    target and the validation slice, so each remainder's candidate and each target reuses one
+    distillation."""
     from .. import distillation
     from ..export import model_input_names
 
@@ -194,8 +196,9 @@ def distilled_ir(checkpoint: Checkpoint, example: Batch, calibration: Calibratio
         raise ValueError("distillation quantizes every layer: a recipe that keeps layers in "
                          "float by the IR's names cannot be distilled")
     names = model_input_names(checkpoint.model)
+    trained_on = dataclasses.replace(calibration, validation=None, validation_indices=None)
     key = build_key(NAME, checkpoint.identity, BuildOptions(), (), library_versions(), recipe,
-                    calibration, ir="distilled", inputs=list(names))
+                    trained_on, ir="distilled", inputs=list(names))
 
     def build(folder: Path) -> dict:
         student, record = distillation.distilled_int8(checkpoint.model, names, calibration, int8,
