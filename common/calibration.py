@@ -73,8 +73,8 @@ def draw_calibration(location: str, split: str | None, seed: int, count: int,
     if validation:
         checked = draw_aside(texts, indices, validation, seed + 1, evaluated, "validation slice")
     if distillation:
-        trained = draw_aside(texts, np.concatenate([indices, checked]), distillation, seed + 2,
-                             evaluated, "distillation rows")
+        taken = indices if checked is None else np.concatenate([indices, checked])
+        trained = draw_aside(texts, taken, distillation, seed + 2, evaluated, "distillation rows")
 
     def encoded(rows):
         pairs = None if examples.pairs is None else [examples.pairs[i] for i in rows]

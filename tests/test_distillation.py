@@ -162,6 +162,10 @@ def test_distillation_rows_are_drawn_apart_from_calibration_slice_and_evaluation
     again = draw_calibration(str(train_file), None, 1, 10, tokenizer, 128, ["a fun film ."],
                              validation=20, distillation=25)
     assert set(again.distillation_indices) != trained  # drawn with the seed
+    alone = draw_calibration(str(train_file), None, 0, 10, tokenizer, 128, ["a fun film ."],
+                             distillation=25)  # no slice asked for
+    assert alone.validation is None and len(alone.distillation_indices) == 25
+    assert not set(alone.distillation_indices) & set(alone.indices)
 
 
 @pytest.mark.parametrize("min_agreement, backends, note", [
