@@ -185,6 +185,24 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sensitive_tiny(tmp_path_factory):
+    """The bundled BERT-tiny with one outlier channel after every layer (x30): per-tensor INT8
+    activations then lose enough of the others to flip a few answers."""
+    import torch
+
+    from common.checkpoints import load_checkpoint
+
+    folder = tmp_path_factory.mktemp("sensitive") / "bert-tiny"
+    shutil.copytree(ROOT / "models" / "bert-tiny-sst2", folder)
+    model = load_checkpoint(str(folder)).model
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            layer.output.LayerNorm.weight[0] *= 30.0
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def data_file(tmp_path_factory) -> Path:
     return write_data(tmp_path_factory.mktemp("data") / "validation.tsv")
 

@@ -10,7 +10,6 @@ from common.backends.base import BuildOptions, Calibration, Candidate
 from common.paths import ROOT
 from common.proofpoint import main
 from conftest import make_checkpoint, requires_openvino, valid_results
-from test_quantize import sensitive_tiny  # noqa: F401 (a fixture)
 
 
 def weight_types(entry) -> list[str]:
@@ -33,7 +32,7 @@ def weight_types(entry) -> list[str]:
 
 @requires_openvino
 def test_distillation_that_reaches_the_target_runs_with_every_matrix_product_int8(
-        sensitive_tiny, tmp_path, capsys):  # noqa: F811
+        sensitive_tiny, tmp_path, capsys):
     from common.calibration import normalized
     from common.examples import load_examples
 

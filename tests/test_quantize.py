@@ -93,26 +93,6 @@ def test_dynamic_int8_needs_no_calibration(tiny_checkpoint, data_file, cache_dir
     assert doc["runs"][1]["build_facts"]["int8_bytes"] < doc["runs"][1]["build_facts"]["fp32_bytes"]
 
 
-@pytest.fixture(scope="module")
-def sensitive_tiny(tmp_path_factory):
-    """The bundled BERT-tiny with one outlier channel after every layer (x30): per-tensor INT8
-    activations then lose enough of the others to flip a few answers."""
-    import shutil
-
-    import torch
-
-    from common.checkpoints import load_checkpoint
-
-    folder = tmp_path_factory.mktemp("sensitive") / "bert-tiny"
-    shutil.copytree(ROOT / "models" / "bert-tiny-sst2", folder)
-    model = load_checkpoint(str(folder)).model
-    with torch.no_grad():
-        for layer in model.bert.encoder.layer:
-            layer.output.LayerNorm.weight[0] *= 30.0
-    model.save_pretrained(folder)
-    return folder
-
-
 def float_matmuls(entry) -> set[str]:
     """The MatMuls of a built model that take no INT8 input, read from the file itself."""
     if (entry / "model.onnx").exists():

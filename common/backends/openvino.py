@@ -120,10 +120,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     key = build_key(NAME, checkpoint.identity, options, ("min_agreement",) if int8 else (),
                     library_versions(), recipe, calibration if int8 else None, ir=ir, **searched)
     export = cached_export(checkpoint, example, cache)
-    distilled = None
-    if int8 and "distillation" in recipe:
-        def distilled():
-            return distilled_ir(checkpoint, example, calibration, recipe, cache)
+    distilled = (lambda: distilled_ir(checkpoint, example, calibration, recipe, cache)) \
+        if int8 and "distillation" in recipe else None
     cached = cache.get_or_build(
         f"ov-{ir}", key,
         lambda folder: _build(folder, export.folder / EXPORT_FILE, recipe,
