@@ -2,26 +2,31 @@
 --min-agreement keeps kinds of layer in float (common/fidelity.py), so that every matrix product
 can stay INT8.
 
-NNCF's post-training INT8 of the PyTorch model (the build's preset, SmoothQuant and bias
-correction), then quantization-aware training of all its weights (fake quantization, straight-
+NNCF's post-training INT8 of the PyTorch model (NNCF's preset, SmoothQuant and bias correction as
+OpenVINO's INT8 build sets them), then quantization-aware training of all its weights (fake quantization, straight-
 through gradients) to the float model's logits on training rows that are neither calibrated on,
 nor in the validation slice, nor evaluated. Measured on the shared MiniLM, 2-core Xeon (README,
 "INT8 that agrees"; bench/results/.../distillation-*.txt): in no setting tried (MSE or KL, learning
 rates 3e-6 to 5e-5, all weights or the quantizers only, boundary sentences weighted) did 100 to
 300 steps raise the validation slice's agreement above post-training INT8's; hence off by default.
+The trained model is exported for the backend that scores and runs it: an OpenVINO IR, or ONNX
+with QuantizeLinear/DequantizeLinear pairs for ONNX Runtime.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .backends.base import Calibration
-from .batching import make_batches
-from .export import LogitsByName, eager_attention_copy
+from .backends.base import BuildOptions, Calibration, build_key
+from .batching import Batch, make_batches
+from .cache import BuildCache
+from .export import LogitsByName, eager_attention_copy, export_logits, model_input_names
 from .progress import progress_bar
 from .quiet import loggers_at_error, stdout_to_progress
 
@@ -31,6 +36,53 @@ RECIPE = {"quantizer": "NNCF post-training INT8 of the PyTorch model, then all w
           "loss": "mean squared gap to the float logits", "optimizer": "AdamW",
           "learning_rate": 3e-6, "weight_decay": 0.0, "batch": BATCH,
           "mode": "eval (no dropout: the student sees what the float model sees)"}
+NNCF_SETTINGS = ("preset", "smooth_quant_alpha", "bias_correction", "fast_bias_correction")
+
+
+def recipe(steps: int, int8_recipe: dict) -> dict:
+    """What a backend's recipe holds of a distillation of `steps` steps: ours, and NNCF's
+    post-training settings taken from `int8_recipe` (OpenVINO's INT8 recipe)."""
+    return {**RECIPE, "steps": steps,
+            "post_training": {name: int8_recipe[name] for name in NNCF_SETTINGS}}
+
+
+def cached_student(checkpoint, calibration: Calibration, recipe: dict, cache: BuildCache,
+                   backend: str, versions: dict,
+                   save: Callable[[torch.nn.Module, tuple[str, ...], Path], None]
+                   ) -> tuple[Path, dict]:
+    """The folder where `save(student, input names, folder)` put the distilled model, and the
+    distillation's record; cached apart from the build that scores it, keyed by the backend's
+    recipe (its "distillation" part included), the model, the calibration and distillation rows
+    and the seed, but not by the float remainder, the target or the validation slice, so each
+    remainder's candidate and each target reuse one distillation."""
+    names = model_input_names(checkpoint.model)
+    trained_on = dataclasses.replace(calibration, validation=None, validation_indices=None)
+    key = build_key(backend, checkpoint.identity, BuildOptions(), (), versions, recipe,
+                    trained_on, ir="distilled", inputs=list(names))
+    settings = recipe["distillation"]
+
+    def build(folder: Path) -> dict:
+        student, record = distilled_int8(checkpoint.model, names, calibration,
+                                         settings["post_training"], settings["steps"])
+        save(student, names, folder)
+        return {"distillation": record}
+
+    cached = cache.get_or_build(f"{backend}-distilled", key, build)
+    return cached.folder, {**cached.state["facts"]["distillation"], "cached": cached.hit}
+
+
+def save_qdq_onnx(student: torch.nn.Module, names: tuple[str, ...], example: Batch,
+                  path: Path) -> None:
+    """The student as ONNX for ONNX Runtime: each NNCF quantizer exported as a QuantizeLinear /
+    DequantizeLinear pair (not OpenVINO's FakeQuantize, which ONNX Runtime does not run)."""
+    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+
+    for module in student.modules():
+        if isinstance(module, BaseQuantizer):
+            module.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        export_logits(student, names, example, path)
 
 
 def post_training_int8(model: torch.nn.Module, names: Sequence[str], calibration: Calibration,

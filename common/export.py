@@ -66,22 +66,29 @@ def export_onnx(model: torch.nn.Module, example: Batch, path: Path) -> tuple[str
     if "input_ids" not in names:
         raise UserError(f"{architecture(model)} takes no input_ids; the proof points feed token ids")
     args = tuple(torch.from_numpy(example[name]) for name in names)
-    # torch >= 2.5 defaults to the dynamo exporter; torch 2.1 (GroqWare hosts) has only this one
-    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(LogitsByName(eager_attention_copy(model), names), args, str(path),
-                              **legacy, input_names=list(names), output_names=["logits"],
-                              dynamic_axes={**axes, "logits": {0: "batch"}},
-                              opset_version=OPSET, do_constant_folding=True)
+            export_logits(LogitsByName(eager_attention_copy(model), names), names, example, path)
         except Exception as exc:  # the exporter fails in many ways, none of them the user's doing
             raise UserError(f"{architecture(model)} does not export to ONNX with transformers "
                             f"{transformers.__version__} ({first_line(exc)})") from None
         expected = model(**dict(zip(names, args))).logits.float().numpy()
     check_export(path, example, expected, architecture(model))
     return names
+
+
+def export_logits(module: torch.nn.Module, names: tuple[str, ...], example: Batch,
+                  path: Path) -> None:
+    """`module(*inputs) -> logits` as ONNX with dynamic batch and sequence axes, inputs by name:
+    TorchScript-based, the exporter torch 2.1 (GroqWare hosts) has and the path ORT's fusions
+    match (torch >= 2.5 would take the dynamo exporter)."""
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    torch.onnx.export(module, tuple(torch.from_numpy(example[name]) for name in names), str(path),
+                      **legacy, input_names=list(names), output_names=["logits"],
+                      dynamic_axes={**axes, "logits": {0: "batch"}}, opset_version=OPSET,
+                      do_constant_folding=True)
 
 
 def check_export(path: Path, example: Batch, expected: np.ndarray, what: str) -> None:

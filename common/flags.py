@@ -31,10 +31,6 @@ def check_flags(args: Settings, candidates: Sequence[Candidate],
                      f"{' and '.join(sorted({c.backend for c in candidates}))}")
     if args.seed is not None and not calibrate:
         notes.append("--seed: it draws calibration samples, and dynamic INT8 draws none; ignored")
-    if args.distill_steps:
-        if not args.min_agreement:
-            notes.append("--distill-steps: a lever of --min-agreement, which is not set; ignored")
-        elif not any(c.backend == "openvino" for c in candidates):
-            notes.append(f"--distill-steps: OpenVINO's; ignored by "
-                         f"{' and '.join(sorted({c.backend for c in candidates}))}")
+    if args.distill_steps and not args.min_agreement:
+        notes.append("--distill-steps: a lever of --min-agreement, which is not set; ignored")
     return notes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable, Optional
 
 
 from ..batching import Batch
@@ -90,8 +91,16 @@ def check_options(options: BuildOptions) -> None:
 
 
 def build_recipe(options: BuildOptions) -> dict:
-    """What the build does beyond the user's options, with the options' overrides."""
-    return {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
+    """What the build does beyond the user's options, with the options' overrides; with
+    --distill-steps, the distillation tried first (common/distillation.py)."""
+    recipe = {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
+    if options.precision == "int8" and options.quantization == "static" \
+            and options.min_agreement is not None and options.distill_steps:
+        from .. import distillation
+        from .ov_quantize import INT8_RECIPE
+
+        recipe["distillation"] = distillation.recipe(options.distill_steps, INT8_RECIPE)
+    return recipe
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
@@ -107,10 +116,12 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         # the export as it is: ONNX Runtime optimises it when the session loads
         cached, model, seconds = export, export.folder / EXPORT_FILE, export.seconds
     else:
+        distilled = (lambda: distilled_onnx(checkpoint, example, calibration, recipe, cache)) \
+            if "distillation" in recipe else None
         cached = cache.get_or_build(
             f"ort-{label}-{options.device}", key,
             lambda folder: _build(folder, export.folder / EXPORT_FILE, checkpoint.model.config,
-                                  options, recipe, calibration))
+                                  options, recipe, calibration, distilled))
         model, seconds = cached.folder / MODEL_FILE, export.seconds + cached.seconds
     predict, runtime = make_session(model, options.device, recipe["optimize_session"])
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
@@ -120,7 +131,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
 
 def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: dict,
-           calibration: Calibration | None) -> dict:
+           calibration: Calibration | None,
+           distilled: Optional[Callable[[], tuple[Path, dict]]] = None) -> dict:
     """What measured fastest from the shared export. fp32 on the CPU is the export as it is (not
     built here, unless the recipe asks for fusions): ONNX Runtime's load-time optimisation of it ran
     faster than its offline BERT fusions (bench/benchmark.py: ort-fp32-optimized against
@@ -149,13 +161,29 @@ def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: 
                 quantize_static_int8(float_model, folder / MODEL_FILE, calibration, recipe)
             else:
                 facts["accuracy_control"] = agreeing_static_int8(
-                    float_model, folder / MODEL_FILE, calibration, recipe, options.min_agreement)
+                    float_model, folder / MODEL_FILE, calibration, recipe, options.min_agreement,
+                    distilled)
             facts.update(quantization=options.quantization, fp32_bytes=float_model.stat().st_size,
                          int8_bytes=(folder / MODEL_FILE).stat().st_size)
             if fuse:
                 float_model.unlink()
             bar.update()
     return facts
+
+
+def distilled_onnx(checkpoint: Checkpoint, example: Batch, calibration: Calibration,
+                   recipe: dict, cache: BuildCache) -> tuple[Path, dict]:
+    """The distilled INT8 model (common/distillation.py) as QDQ ONNX, and the distillation's
+    record."""
+    from .. import distillation
+
+    def save(student, names: tuple[str, ...], folder: Path) -> None:
+        distillation.save_qdq_onnx(student, names, example, folder / MODEL_FILE)
+
+    versions = {**library_versions(), **package_versions("nncf")}  # NNCF trains it
+    folder, record = distillation.cached_student(checkpoint, calibration, recipe, cache, NAME,
+                                                 versions, save)
+    return folder / MODEL_FILE, record
 
 
 def _int8_recipe(options: BuildOptions) -> dict:

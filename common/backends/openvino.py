@@ -9,7 +9,6 @@ capability list (common/trial.py): the list only says which ones OpenVINO can co
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import io
 import time
@@ -101,9 +100,9 @@ def build_recipe(options: BuildOptions) -> dict:
 
     recipe = {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
     if options.min_agreement is not None and options.distill_steps:
-        from ..distillation import RECIPE as DISTILLATION
+        from .. import distillation
 
-        recipe["distillation"] = {**DISTILLATION, "steps": options.distill_steps}
+        recipe["distillation"] = distillation.recipe(options.distill_steps, recipe["int8"])
     return recipe
 
 
@@ -182,28 +181,19 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
 
 def distilled_ir(checkpoint: Checkpoint, example: Batch, calibration: Calibration, recipe: dict,
                  cache: BuildCache) -> tuple[object, dict]:
-    """The distilled INT8 model (common/distillation.py) as an IR, and the distillation's record;
-    cached apart from the build that scores it, keyed by everything but the float remainder, the
-    target and the validation slice, so each remainder's candidate and each target reuses one
-    distillation."""
+    """The distilled INT8 model (common/distillation.py) as an IR, and the distillation's
+    record."""
     from .. import distillation
-    from ..export import model_input_names
 
     int8 = recipe["int8"]
     if int8["float_kinds"] or int8["ignored_patterns"] or int8["float_attention"]:
         raise ValueError("distillation quantizes every layer: a recipe that keeps layers in "
                          "float by the IR's names cannot be distilled")
-    names = model_input_names(checkpoint.model)
-    trained_on = dataclasses.replace(calibration, validation=None, validation_indices=None)
-    key = build_key(NAME, checkpoint.identity, BuildOptions(), (), library_versions(), recipe,
-                    trained_on, ir="distilled", inputs=list(names))
 
-    def build(folder: Path) -> dict:
-        student, record = distillation.distilled_int8(checkpoint.model, names, calibration, int8,
-                                                      recipe["distillation"]["steps"])
-        ov = _openvino()
+    def save(student, names: tuple[str, ...], folder: Path) -> None:
         import torch
 
+        ov = _openvino()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             ir = ov.convert_model(student, example_input=tuple(
@@ -211,11 +201,10 @@ def distilled_ir(checkpoint: Checkpoint, example: Batch, calibration: Calibratio
         for port, name in zip(ir.inputs, names):
             port.get_tensor().set_names({name})
         ov.save_model(ir, str(folder / IR_FILE), compress_to_fp16=False)
-        return {"distillation": record}
 
-    cached = cache.get_or_build("ov-distilled", key, build)
-    return (_core().read_model(str(cached.folder / IR_FILE)),
-            {**cached.state["facts"]["distillation"], "cached": cached.hit})
+    folder, record = distillation.cached_student(checkpoint, calibration, recipe, cache, NAME,
+                                                 library_versions(), save)
+    return _core().read_model(str(folder / IR_FILE)), record
 
 
 def compile_ir(model, precision: str, hint: str = "THROUGHPUT"):

@@ -9,8 +9,9 @@ The recipes are part of the cache key; `BuildOptions.recipe` overrides them for 
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import onnx
 
@@ -85,11 +86,14 @@ def quantize_static_int8(source: Path, target: Path, calibration: Calibration, r
 
 
 def agreeing_static_int8(source: Path, target: Path, calibration: Calibration, recipe: dict,
-                         min_agreement: float) -> dict:
+                         min_agreement: float,
+                         distilled: Optional[Callable[[], tuple[Path, dict]]] = None) -> dict:
     """Static INT8 with the fewest kinds of layer in float that agree with the float model on
     `min_agreement` of the validation slice (fidelity.search: ONNX Runtime's nodes_to_exclude);
-    what the search did, for the build's facts."""
+    what the search did, for the build's facts. `distilled()`, where given, is the distilled
+    INT8 model's file (QDQ) and its record, tried first (fidelity.distilled_first)."""
     candidates: list[Path] = []
+    scored_at = "int8+fp32, in the session the run uses"
 
     def quantize(kinds: Sequence[str]) -> Path:
         candidates.append(target.with_name(f"candidate-{len(candidates)}.onnx"))
@@ -101,9 +105,18 @@ def agreeing_static_int8(source: Path, target: Path, calibration: Calibration, r
         return fidelity.slice_logits(make_session(path)[0], calibration.validation)
 
     names = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
-    chosen, report = fidelity.search(quantize, logits, logits(source), names, min_agreement,
-                                     scored_at="int8+fp32, in the session the run uses")
-    chosen.replace(target)
+    float_logits = logits(source)
+
+    def search() -> tuple[Path, dict]:
+        return fidelity.search(quantize, logits, float_logits, names, min_agreement,
+                               scored_at=scored_at)
+
+    chosen, report = search() if distilled is None else fidelity.distilled_first(
+        distilled, logits, float_logits, min_agreement, search, scored_at=scored_at)
+    if chosen in candidates:
+        chosen.replace(target)
+    else:  # the distilled model stays in its own cache entry
+        shutil.copyfile(chosen, target)
     for path in candidates:
         path.unlink(missing_ok=True)
     return report
