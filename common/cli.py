@@ -144,7 +144,7 @@ def add_int8_flags(p: argparse.ArgumentParser) -> None:
                         "layer whose INT8 error is largest stay in float until it does "
                         "(OpenVINO, ONNX Runtime; static INT8); e.g. 0.995")
     p.add_argument("--distill-steps", type=int_in(0, 100_000), default=0, metavar="N",
-                   help="with --min-agreement (OpenVINO): first train INT8 for N steps of 32 "
+                   help="with --min-agreement: first train INT8 for N steps of 32 "
                         "training sentences to give the float model's logits, and keep every "
                         "layer INT8 if that reaches the target; measured on MiniLM it did not "
                         "(docs/int8.md), hence 0, off, by default")

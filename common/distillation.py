@@ -46,7 +46,7 @@ def recipe(steps: int, int8_recipe: dict) -> dict:
             "post_training": {name: int8_recipe[name] for name in NNCF_SETTINGS}}
 
 
-def cached_student(checkpoint, calibration: Calibration, recipe: dict, cache: BuildCache,
+def cached_student(checkpoint, calibration: Calibration, backend_recipe: dict, cache: BuildCache,
                    backend: str, versions: dict,
                    save: Callable[[torch.nn.Module, tuple[str, ...], Path], None]
                    ) -> tuple[Path, dict]:
@@ -57,9 +57,9 @@ def cached_student(checkpoint, calibration: Calibration, recipe: dict, cache: Bu
     remainder's candidate and each target reuse one distillation."""
     names = model_input_names(checkpoint.model)
     trained_on = dataclasses.replace(calibration, validation=None, validation_indices=None)
-    key = build_key(backend, checkpoint.identity, BuildOptions(), (), versions, recipe,
+    key = build_key(backend, checkpoint.identity, BuildOptions(), (), versions, backend_recipe,
                     trained_on, ir="distilled", inputs=list(names))
-    settings = recipe["distillation"]
+    settings = backend_recipe["distillation"]
 
     def build(folder: Path) -> dict:
         student, record = distilled_int8(checkpoint.model, names, calibration,
