@@ -177,9 +177,10 @@ def distilled_first(distill: Callable[[], tuple[Model, dict]],
                     scored_at: str) -> tuple[Model, dict]:
     """The distilled INT8 model (every matrix product INT8) where the slice shows it reaches the
     target, by the same rule as the search; else `search_kinds()`'s model, which starts from
-    plain post-training INT8, not from the distilled one: measured on the shared MiniLM,
-    distillation left the slice agreeing less than plain INT8 (common/distillation.py). The
-    report holds the distillation's record either way, and `lever` says what reached the target."""
+    plain post-training INT8: keeping kinds in float in a distilled model would mean distilling
+    again for each set of kinds, minutes each, for a lever that on the shared MiniLM left the
+    slice short of 0.995 on both backends (docs/int8.md). The report holds the distillation's
+    record either way, and `lever` says what reached the target."""
     model, record = distill()
     record = {**record, **scored(logits(model), float_logits)}
     record["reached"] = record["agreement_lower_bound"] >= min_agreement
