@@ -55,9 +55,10 @@ def _summary(module: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in {**EXPERIMENTS, **COMMANDS}:
-        print(usage(), file=sys.stdout if not argv or argv[0] in ("-h", "--help") else sys.stderr)
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    asked = not argv or argv[0] in ("-h", "--help")
+    if asked or argv[0] not in {**EXPERIMENTS, **COMMANDS}:
+        print(usage(), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     name, rest = argv[0], argv[1:]
     if name in COMMANDS:
         return importlib.import_module(f"bench.{COMMANDS[name]}").main(rest)

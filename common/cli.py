@@ -11,7 +11,8 @@ from .cache import REBUILD_POLICIES, default_cache_dir
 from .flags import DEFAULT_SEED
 from .gpu import DEVICES
 from .examples import DEFAULT_DATASET
-from .settings import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_VALIDATION_SAMPLES, Settings, settings_from
+from .settings import (DEFAULT_CALIBRATION_SAMPLES, DEFAULT_VALIDATION_SAMPLES, Settings,
+                       settings_from)
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128

@@ -32,8 +32,8 @@ class BuildOptions:
     # int8 only: the share of a validation slice on which the INT8 model must answer as the float
     # model does; layers are kept in float until it does (None: plain INT8)
     min_agreement: Optional[float] = None
-    # int8 with min_agreement (OpenVINO): steps of quantization-aware distillation, tried before the
-    # kinds search (common/distillation.py); 0: not tried
+    # int8 with min_agreement (OpenVINO, ONNX Runtime): steps of quantization-aware distillation,
+    # tried before the kinds search (common/distillation.py); 0: not tried
     distill_steps: int = 0
     device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow

@@ -5,9 +5,9 @@ The build every PyTorch user can make, with nothing but torch installed. Its sha
 batches are length-sorted, and each is padded to the next multiple of the recipe's `length_bucket`
 (16) tokens, so a few shapes cover a data set; the model is compiled once with symbolic batch and
 length (one graph for batches, one for single sentences: torch specialises size 1), at build time,
-so `build s` is the compile and no timed pass compiles. On CUDA, CUDA graphs (inductor's `reduce-overhead`) replay
-each shape without kernel-launch overhead; a shape is warmed and captured the first time it comes
-(its seconds are in `runtime`), so timed passes replay. Inductor's own caches live under the build
+so `build s` is the compile and no timed pass compiles. On CUDA, CUDA graphs (inductor's
+`reduce-overhead`) replay each shape without kernel-launch overhead; a shape is warmed and
+captured the first time it comes (its seconds are in `runtime`), so timed passes replay. Inductor's own caches live under the build
 cache, in a folder keyed like every build, so a later run compiles from them (faster, not free:
 `build s` says what it took, `(cached)` that they were found).
 """
