@@ -2,7 +2,7 @@
 agreement.
 
 Default: BERT-tiny and BERT-base shapes with random weights (speed does not depend on the weights)
-on SST-2's sentences (../shared; synthetic ones with its length distribution otherwise).
+on the bundled SST-2's sentences (its validation split; 200 training rows for INT8 calibration).
 `--model DIR --dataset FILE`: one real checkpoint on its data, so every runner also has its
 accuracy and its agreement with eager. Every runner is built by the product's backends
 (`backend.build`; the two measured alternatives to ONNX Runtime's default, its graph unoptimised and
@@ -11,7 +11,8 @@ turns each round) and scored with `evaluate.run_metrics`. Also this machine's ma
 per precision (fp32, bf16, int8; on a GPU host the GPU's fp32, bf16 and fp16 too), measured in the
 same run, and each runner's achieved GFLOP/s as a share of the rate at its precision on its device.
 On a GPU host the `-cuda` runners build for the GPU (PyTorch-compiled, its recipe's measured
-alternatives, and eager fp16 as PyTorch gives it); elsewhere they are skipped, saying so.
+alternatives, and eager fp16 as PyTorch gives it); elsewhere they are skipped, saying so, as is a
+runner whose backend is not installed (a PyTorch GPU image has no OpenVINO).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -40,7 +42,7 @@ from common.checkpoints import Checkpoint, checkpoint_of, load_checkpoint
 from common.cpu import usable_cpus
 from common.evaluate import evaluate, measure, run_metrics
 from common.export import model_input_names
-from common.paths import SHARED
+from common.paths import ROOT
 from common.examples import load_examples
 
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
@@ -84,28 +86,18 @@ VOCAB = 30522
 CALIBRATION_SAMPLES = 1000
 
 
-def sentences(max_length: int, seed: int) -> tuple[Encoded, Encoded, str]:
-    """(evaluation, calibration) token ids: SST-2's when ../shared is here, else synthetic ones
-    with its length distribution (mean 25 tokens, max 55)."""
-    validation, train = SHARED / "data/sst2/validation.tsv", SHARED / "data/sst2/train.tsv"
-    tokenizer_dir = SHARED / "models/bert-tiny-sst2"
-    if validation.is_file() and train.is_file() and tokenizer_dir.is_dir():
-        from transformers import AutoTokenizer
+def sentences(max_length: int, seed: int, limit: Optional[int]) -> tuple[Encoded, Encoded, str]:
+    """(evaluation, calibration) token ids of the bundled SST-2 (the first `limit` validation
+    sentences, where given), tokenized by the bundled BERT-tiny's tokenizer (BERT's vocabulary)."""
+    from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        evaluation = tokenize(tokenizer, load_examples(str(validation)).sentences, max_length)
-        rows = load_examples(str(train)).sentences
-        picked = draw_indices(len(rows), 200, seed)
-        return evaluation, tokenize(tokenizer, [rows[i] for i in picked], max_length), "SST-2 validation"
-    rng = np.random.default_rng(seed)
-
-    def synthetic(count: int) -> Encoded:
-        lengths = np.clip(np.rint(rng.gamma(4.0, 25 / 4.0, count)), 4, 55).astype(int)
-        ids = [np.concatenate([[101], rng.integers(1000, VOCAB, n - 2), [102]]).astype(np.int64)
-               for n in lengths]
-        return Encoded(ids=ids, type_ids=[np.zeros_like(x) for x in ids], max_length=max_length, pad_id=0)
-
-    return synthetic(872), synthetic(200), "synthetic (gamma lengths, mean 25, max 55)"
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "models/bert-tiny-sst2")
+    validation = load_examples(str(ROOT / "data/sst2/validation.tsv")).sentences[:limit]
+    rows = load_examples(str(ROOT / "data/sst2/train.tsv.xz")).sentences
+    picked = draw_indices(len(rows), 200, seed)
+    return (tokenize(tokenizer, validation, max_length),
+            tokenize(tokenizer, [rows[i] for i in picked], max_length),
+            f"SST-2 validation (bundled{f', first {limit}' if limit else ''})")
 
 
 def random_checkpoint(shape: str) -> Checkpoint:
@@ -117,12 +109,15 @@ def random_checkpoint(shape: str) -> Checkpoint:
     return checkpoint_of(model, None)
 
 
-def encoder_flops(config, batches) -> float:
-    """Multiply-adds x2 of the encoder over the padded batches as executed (pooler/head ignored)."""
+def encoder_flops(config, batches, bucket: int = 1, max_length: int = 128) -> float:
+    """Multiply-adds x2 of the encoder over the batches at the widths that ran: each padded to
+    a multiple of `bucket` tokens (at most max_length), as a bucketing build runs it (pooler and
+    head ignored)."""
     h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     total = 0.0
     for batch in batches.inputs:
-        b, length = batch["input_ids"].shape
+        b, width = batch["input_ids"].shape
+        length = min(max(max_length, width), -(-width // bucket) * bucket)
         per_layer = 2 * length * (4 * h * h + 2 * h * i) + 2 * 2 * length * length * h
         total += b * layers * per_layer
     return total
@@ -193,45 +188,69 @@ def pytorch_bf16(model: torch.nn.Module) -> Runner:
 
 
 def pytorch_fp16_cuda(model: torch.nn.Module) -> Runner:
-    """The model in fp16 on the GPU, eager: what PyTorch gives there without compiling; the copies
-    to and from the GPU timed, as the built runners'."""
+    """The model in fp16 on the GPU, eager: what PyTorch gives there without compiling; inputs
+    staged as the compiled runners' are (pinned once, one copy a call, unpadded), the copies to
+    and from the GPU timed, as theirs."""
     names = model_input_names(model)
-    on_gpu = copy.deepcopy(model).to(device="cuda", dtype=torch.float16).eval()
+    device = gpu.torch_device("cuda")
+    on_gpu = copy.deepcopy(model).to(device=device, dtype=torch.float16).eval()
+    inputs = tc_backend.StagedInputs(names, device, bucket=1, limit=128, pad_id=0)
 
     @torch.inference_mode()
     def predict(batch):
-        inputs = {name: torch.from_numpy(batch[name]).to("cuda") for name in names}
-        return on_gpu(**inputs).logits.float().cpu().numpy()
+        tensors = inputs.on_device(inputs.host(batch))
+        return on_gpu(**dict(zip(names, tensors))).logits.float().cpu().numpy()
 
     return Runner(name="pytorch-fp16-cuda", backend="pytorch", device="cuda", precision="fp16",
                   predict=predict)
 
 
+def skipped(name: str, backend) -> Optional[str]:
+    """Why this host cannot run a runner of BUILDS (None where it can)."""
+    ok, why = backend.available()
+    if not ok:
+        return why
+    options = BUILDS[name][1]
+    if options.device == "cuda":
+        return gpu.cuda_problem()
+    if backend is ov_backend and "bf16" in (options.precision, options.remainder) and not any(
+            c.precision == "bf16" for c in ov_backend.candidates("cpu", None)):
+        return "OpenVINO compiles no bf16 on this CPU"
+    return None
+
+
 def build_runners(checkpoint: Checkpoint, example, calibration: Calibration, cache: BuildCache,
                   only: set[str]) -> dict[str, Runner]:
-    """pytorch-eager: the reference. The rest through the backends' own build."""
+    """pytorch-eager: the reference. The rest through the backends' own build; what this host
+    cannot run is skipped, saying why."""
     runners = {}
     if "pytorch-eager" in only:
         runners["pytorch-eager"] = reference_runner(checkpoint.model)
     if "pytorch-bf16" in only:
         runners["pytorch-bf16"] = pytorch_bf16(checkpoint.model)
-    no_gpu = gpu.cuda_problem()
-    if "pytorch-fp16-cuda" in only and not no_gpu:
-        runners["pytorch-fp16-cuda"] = pytorch_fp16_cuda(checkpoint.model)
-    bf16_here = any(c.precision == "bf16" for c in ov_backend.candidates("cpu", None))
+    if "pytorch-fp16-cuda" in only:
+        no_gpu = gpu.cuda_problem()
+        if no_gpu:
+            print(f"pytorch-fp16-cuda: skipped, {no_gpu}", file=sys.stderr)
+        else:
+            runners["pytorch-fp16-cuda"] = pytorch_fp16_cuda(checkpoint.model)
     for name, (backend, options) in BUILDS.items():
         if name not in only:
             continue
-        if backend is ov_backend and "bf16" in (options.precision, options.remainder) \
-                and not bf16_here:
-            print(f"{name}: skipped, OpenVINO compiles no bf16 on this CPU", file=sys.stderr)
-            continue
-        if options.device == "cuda" and no_gpu:
-            print(f"{name}: skipped, {no_gpu}", file=sys.stderr)
+        why = skipped(name, backend)
+        if why:
+            print(f"{name}: skipped, {why}", file=sys.stderr)
             continue
         runners[name] = backend.build(checkpoint, example, options=options, cache=cache,
                                       calibration=calibration)
     return runners
+
+
+def bucket_of(name: str) -> int:
+    """The token multiple a runner pads its batches to (PyTorch-compiled's length bucket)."""
+    if name not in BUILDS or BUILDS[name][0] is not tc_backend:
+        return 1
+    return tc_backend.build_recipe(BUILDS[name][1])["length_bucket"]
 
 
 def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibration: Calibration,
@@ -243,7 +262,6 @@ def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibrati
     evaluations = {name: evaluate(runner, batches) for name, runner in runners.items()}
     timings = dict(zip(runners, measure([(r, batches, None) for r in runners.values()],
                                         batches.count, rounds)))
-    flops = encoder_flops(checkpoint.model.config, batches)
     eager = "pytorch-eager" if "pytorch-eager" in runners else None
     rows = []
     for name, evaluation in evaluations.items():
@@ -253,6 +271,7 @@ def measured_rows(model: str, checkpoint: Checkpoint, batches, labels, calibrati
                           evaluations[eager] if eager and role == "built" else None,
                           timings[eager] if eager and role == "built" else None)
         seconds_per_pass = batches.count / row["throughput"]["median"]
+        flops = encoder_flops(checkpoint.model.config, batches, bucket_of(name))
         ceiling = (gpu_gemm if row["device"] == "cuda" else gemm).get(row_precision(name))
         row.update(model=model, runner=name, precision=row_precision(name),
                    accuracy=row["accuracy"] if labels is not None else None,
@@ -266,13 +285,14 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="tiny,base",
                    help="comma-separated random-weight shapes: tiny, base (without --model)")
     p.add_argument("--model", metavar="DIR", help="a real checkpoint instead of the random shapes")
-    p.add_argument("--dataset", metavar="FILE", default=str(SHARED / "data/sst2/validation.tsv"),
+    p.add_argument("--dataset", metavar="FILE", default=str(ROOT / "data/sst2/validation.tsv"),
                    help="its evaluation data (with --model)")
     p.add_argument("--calibration-dataset", metavar="FILE",
-                   default=str(SHARED / "data/sst2/train.tsv"),
+                   default=str(ROOT / "data/sst2/train.tsv.xz"),
                    help=f"training data for the INT8 builds' {CALIBRATION_SAMPLES} samples (with --model)")
     p.add_argument("--runners", default=",".join(RUNNERS), help="comma-separated subset of " + ", ".join(RUNNERS))
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, metavar="N", help="the first N sentences only")
     p.add_argument("--rounds", type=int, default=3,
                    help="timed passes per runner (the median counts; min–max shown)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -283,13 +303,13 @@ def run(args: argparse.Namespace) -> dict:
     only = set(args.runners.split(","))
     if args.model:
         checkpoint = load_checkpoint(args.model)
-        examples = load_examples(args.dataset)
+        examples = load_examples(args.dataset, limit=args.limit)
         evaluation = tokenize(checkpoint.tokenizer, examples.sentences, 128)
         calibration = draw_calibration(args.calibration_dataset, None, 0, CALIBRATION_SAMPLES,
                                        checkpoint.tokenizer, 128, examples.sentences)
         models, labels, source = [(args.model, checkpoint)], examples.labels, args.dataset
     else:
-        evaluation, encoded, source = sentences(128, seed=0)
+        evaluation, encoded, source = sentences(128, seed=0, limit=args.limit)
         calibration = Calibration(source="benchmark", seed=0, indices=np.arange(len(encoded)),
                                   encoded=encoded, requested=len(encoded))
         models = [(shape, random_checkpoint(shape)) for shape in args.models.split(",")]
@@ -308,7 +328,7 @@ def run(args: argparse.Namespace) -> dict:
         for model, checkpoint in models:
             rows += measured_rows(model, checkpoint, batches, labels, calibration, cache, only,
                                   args.rounds, gemm, gpu_gemm)
-    print(rows_table(rows))
+    print(rows_table(rows) if rows else "no runner ran here")
     return {"gemm_rates": gemm, "gpu_gemm_rates": gpu_gemm, "gpu": gpu.gpu_info(), "rows": rows,
             "sentences": source, "batch_size": args.batch_size, "rounds": args.rounds,
             "model": args.model, "threads": usable_cpus(), "platform": platform.platform(),

@@ -73,21 +73,45 @@ def gpu_summary(info: dict) -> str:
             + (f" (device 0 of {info['devices']})" if info["devices"] > 1 else ""))
 
 
+def native_bf16() -> bool:
+    """Whether the GPU has bf16 arithmetic of its own (compute capability 8.0 on), not counting
+    the emulation `is_bf16_supported()` admits by default, which Triton fails to compile for on a
+    T4 or V100."""
+    import torch
+
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def identity() -> Optional[dict]:
+    """What compiled GPU code depends on: the GPU's name and compute capability (None without
+    one)."""
+    info = gpu_info()
+    return None if info is None else {"name": info["name"],
+                                      "compute_capability": info["compute_capability"]}
+
+
 class PeakMemory:
-    """The GPU's peak allocated bytes over a runner's calls (None off the GPU): everything
-    resident then counts, the runner's weights, graphs and activations, and any other build's."""
+    """The GPU's peak memory over a stretch of a runner's calls (nothing off the GPU): allocated
+    (tensors) and reserved (the caching allocator's, CUDA graphs' private pools included).
+    Everything resident then counts, the runner's weights, graphs and activations, and any other
+    build's. Reset before and read after the stretch, never inside a timed call."""
 
-    def __init__(self, device) -> None:
-        import torch
+    def __init__(self, device: str) -> None:
+        self.cuda, self.peaks = None, {}
+        if device == "cuda":  # a runner's device: cpu, cuda, or a GroqChip's
+            import torch
 
-        self.cuda = torch.cuda if device.type == "cuda" else None
-        self.device = device
-        self.peak: Optional[int] = None
+            self.device = torch_device(device)
+            self.cuda = torch.cuda if self.device.type == "cuda" else None
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> "PeakMemory":
         if self.cuda is not None:
+            self.cuda.synchronize(self.device)
             self.cuda.reset_peak_memory_stats(self.device)
+        return self
 
     def __exit__(self, *exc) -> None:
         if self.cuda is not None:
-            self.peak = max(self.peak or 0, int(self.cuda.max_memory_allocated(self.device)))
+            self.cuda.synchronize(self.device)
+            self.peaks = {"gpu_peak_allocated_bytes": int(self.cuda.max_memory_allocated(self.device)),
+                          "gpu_peak_reserved_bytes": int(self.cuda.max_memory_reserved(self.device))}

@@ -17,7 +17,7 @@ from .cache import BuildCache
 from .calibration import draw_calibration
 from .checkpoints import Checkpoint, load_checkpoint
 from .cli import parse_command_line
-from .errors import UserError
+from .errors import BuildFailed, NoBuildLeft, UserError
 from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
 from .flags import check_flags, seed
@@ -146,6 +146,7 @@ class Plan:
     candidates: list
     backends_note: str
     device: str  # the run's accelerator: cuda, groqchip or cpu (the reference is always the CPU)
+    fallback: list  # --device auto on a GPU: the CPU's builds, should every GPU build fail
     calibrate: bool
     flag_notes: list
     sources: dict
@@ -165,6 +166,7 @@ def resolve_plan(spec: ProofPoint, args: Settings) -> Plan:
     offer = candidates_for(args.backend, args.device, quantization,
                            args.precision)
     candidates, backends_note = offer.candidates, offer.note
+    fallback = cpu_fallback(args, candidates, quantization)
     calibrate = spec.quantize and args.quantization == "static"
     candidates = with_accuracy_control(candidates, args.min_agreement,
                                        quantization, args.validation_samples)
@@ -177,8 +179,21 @@ def resolve_plan(spec: ProofPoint, args: Settings) -> Plan:
     interrupt.check()
     if args.rebuild != "never":
         cache.ensure_writable()
-    return Plan(cache, candidates, backends_note, offer.device, calibrate, flag_notes, sources,
-                checkpoint, examples, calibration)
+    return Plan(cache, candidates, backends_note, offer.device, fallback, calibrate, flag_notes,
+                sources, checkpoint, examples, calibration)
+
+
+def cpu_fallback(args: Settings, candidates: list, quantization: str | None) -> list:
+    """Where `--device auto` found a GPU and every candidate builds for it: the builds the same
+    flags leave on the CPU, run should every GPU build fail (a GPU the compiler cannot build
+    for is no reason to stop a run the CPU can make)."""
+    if args.device != "auto" or not candidates or any(c.device != "cuda" for c in candidates):
+        return []
+    try:
+        offer = candidates_for(args.backend, "cpu", quantization, args.precision)
+    except UserError:
+        return []
+    return offer.candidates
 
 
 def announce(spec: ProofPoint, args: Settings, plan: Plan) -> None:
@@ -236,12 +251,20 @@ def decide(args: Settings, plan: Plan, builds: Builds, reference) -> Choice:
     compared = compared_floats(plan.candidates, plan.device, bool(forced))
     if any(c.device == "cuda" for c in [*plan.candidates, *compared]):
         context["gpu"] = gpu.gpu_info()  # what a GPU build's speed was measured on
-    return choose(plan.candidates, builds.build, reference, builds.batches, plan.cache, context,
-                  compared=compared,
-                  recipe_of=builds.recipe_of, min_agreement=min_agreement,
-                  described=f"{len(examples.sentences)} sentences of "
-                            f"{plan.sources['dataset'].location}",
-                  why_single=f"as {forced} asks" if forced else "the only build offered here")
+    described = f"{len(examples.sentences)} sentences of {plan.sources['dataset'].location}"
+    why_single = f"as {forced} asks" if forced else "the only build offered here"
+    try:
+        return choose(plan.candidates, builds.build, reference, builds.batches, plan.cache,
+                      context, compared=compared, recipe_of=builds.recipe_of,
+                      min_agreement=min_agreement, described=described, why_single=why_single)
+    except (NoBuildLeft, BuildFailed) as exc:
+        if not plan.fallback:
+            raise
+        print(f"{exc}; the CPU's builds instead: {', '.join(map(str, plan.fallback))}",
+              file=sys.stderr)
+    return choose(plan.fallback, builds.build, reference, builds.batches, plan.cache, context,
+                  recipe_of=builds.recipe_of, min_agreement=min_agreement, described=described,
+                  why_single="the only CPU build offered here, every GPU build having failed")
 
 
 def notes_for(spec: ProofPoint, args: Settings, plan: Plan, choice: Choice,

@@ -112,15 +112,16 @@ def format_notes(document: dict) -> str:
 
 def gpu_lines(document: dict) -> list[str]:
     """The GPU's line, like the CPU's, where a runner ran on it: what it is and the peak memory
-    each runner's calls saw allocated."""
+    allocated and reserved during each GPU runner's accuracy pass."""
     on_gpu = [run for run in document["runs"] if run["device"] == "cuda"]
     info = document["environment"].get("gpu") if on_gpu else None
     if info is None:
         return []
-    peaks = [f"{run['name']} {run['runtime']['gpu_peak_allocated_bytes'] / 2**20:.0f} MiB"
+    peaks = [f"{run['name']} {run['runtime']['gpu_peak_allocated_bytes'] / 2**20:.0f} MiB "
+             f"allocated, {run['runtime']['gpu_peak_reserved_bytes'] / 2**20:.0f} MiB reserved"
              for run in on_gpu if (run.get("runtime") or {}).get("gpu_peak_allocated_bytes")]
-    return [gpu.gpu_summary(info) + (f"; peak memory allocated during the calls of "
-                                 f"{', '.join(peaks)}" if peaks else "")]
+    return [gpu.gpu_summary(info) + (f"; peak memory during the accuracy pass of "
+                                     f"{', '.join(peaks)}" if peaks else "")]
 
 
 def int8_hint(int8_decisions: list[dict]) -> str | None:

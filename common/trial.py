@@ -28,7 +28,7 @@ from .backends.base import Candidate, Runner
 from .batching import Batches
 from .cache import BuildCache, cache_key
 from .cpu import cpu_identity, usable_cpus
-from .errors import BuildTooSlow, UserError
+from .errors import BuildFailed, BuildTooSlow, NoBuildLeft, UserError, root_cause
 from .evaluate import Evaluation, measure
 from .metrics import agreement_figures, spread
 
@@ -77,8 +77,10 @@ class Choice:
         if rec["runner_up"]:
             runner_up = entries[rec["runner_up"]]
             said += f"; runner-up {runner_up['ran']} {runner_up['sent_per_s']:.0f} sent/s"
-        dropped = [c["ran"] for c in rec["candidates"] if "dropped" in c]
-        said += f"; too slow to time: {', '.join(dropped)}" if dropped else ""
+        slow = [c["ran"] for c in rec["candidates"] if "dropped" in c and not c.get("failed")]
+        said += f"; too slow to time: {', '.join(slow)}" if slow else ""
+        failed = [c["ran"] for c in rec["candidates"] if c.get("failed")]
+        said += f"; failed: {', '.join(failed)}" if failed else ""
         if rec["cached"]:
             how = (f"cached trial of {rec['trial_sentences']} sentences, from a run of "
                    f"{rec['decided_at']} on {rec['data_described']}")
@@ -135,6 +137,15 @@ def first_pass(runner: Runner, pieces: Sequence[dict], budget: float
     return outputs, done / (time.perf_counter() - start)
 
 
+def failed(candidate: Candidate, stage: str, exc: Exception) -> str:
+    """Why a candidate left the trial, in one line (the inner cause, not a wrapper's first line),
+    said as it happens: the run goes on with the others."""
+    cause = str(exc) if isinstance(exc, BuildFailed) else root_cause(exc)
+    reason = f"failed to {stage}: {cause}"
+    print(f"{candidate}: {reason}; the trial goes on without it", file=sys.stderr)
+    return reason
+
+
 def where(runner: Runner) -> str:
     """" on cuda" for a runner on the GPU: the CPU is where builds run unless said."""
     return f" on {runner.device}" if runner.device == "cuda" else ""
@@ -176,7 +187,7 @@ def _decide(entries: dict, eligible: Sequence[Candidate], allowed: int, share: f
 
 def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], runners: dict,
                dropped_builds: dict, trial: Batches, reference: Evaluation, reference_seconds: float,
-               kind: str, min_agreement: Optional[float]) -> dict:
+               kind: str, min_agreement: Optional[float], failures: set = frozenset()) -> dict:
     """Agreement and interleaved timing of every built candidate on the trial batches."""
     sentences = sum(len(rows) for rows in trial.rows)
     expected = [reference.logits[rows] for rows in trial.rows]
@@ -186,8 +197,14 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
         entries[candidate] = _entry(candidate, runners.get(candidate), candidate in compared)
         if candidate in dropped_builds:
             entries[candidate]["dropped"] = dropped_builds[candidate]
+            if candidate in failures:
+                entries[candidate]["failed"] = True
             continue
-        outputs, rate = first_pass(runners[candidate], trial.inputs, budget)
+        try:
+            outputs, rate = first_pass(runners[candidate], trial.inputs, budget)
+        except Exception as exc:  # a runtime's failure on a shape: this build's, not the run's
+            entries[candidate].update(dropped=failed(candidate, "run", exc), failed=True)
+            continue
         if outputs is None:
             entries[candidate].update(first_pass_sent_per_s=rate, dropped=(
                 f"{rate:.1f} sent/s in its first pass: the trial sentences would take over "
@@ -201,8 +218,10 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
     if not any(c in timed for c in candidates):
         reasons = "; ".join(f"{e['ran']}: {e['dropped']}" for c, e in entries.items()
                             if c in candidates)
-        raise UserError(f"every build was too slow to time against PyTorch ({reasons}); pass "
-                        "--backend and --precision to run one anyway")
+        if not any(entries[c].get("failed") for c in candidates):
+            raise NoBuildLeft(f"every build was too slow to time against PyTorch ({reasons}); "
+                              "pass --backend and --precision to run one anyway")
+        raise NoBuildLeft(f"no build could be timed against PyTorch ({reasons})")
     timings = measure([(runners[c], trial, None) for c in timed], sentences, TRIAL_ROUNDS,
                       desc="trial")
     for candidate, timing in zip(timed, timings):
@@ -261,16 +280,22 @@ def _timed_trial(candidates, compared, build, runners: dict, trial: Batches,
     """Build every candidate (one too slow to build is dropped), then the trial; the seconds it
     took, apart from the builds made for it."""
     start, building = time.perf_counter(), cache.seconds_building
-    dropped = {}
+    dropped, failures = {}, set()
     for candidate in [*candidates, *compared]:
         try:
             runners[candidate] = build(candidate)
         except BuildTooSlow as exc:
             dropped[candidate] = str(exc)
+        except Exception as exc:  # one build's failure; a user's mistake still ends the run
+            interrupt.check()
+            if isinstance(exc, UserError) and not isinstance(exc, BuildFailed):
+                raise
+            dropped[candidate] = failed(candidate, "build", exc)
+            failures.add(candidate)
         interrupt.check()
     building = cache.seconds_building - building
     record = _run_trial(candidates, compared, runners, dropped, trial, reference,
-                        reference_seconds, kind, min_agreement)
+                        reference_seconds, kind, min_agreement, failures)
     for entry, candidate in zip(record["candidates"], [*candidates, *compared]):
         if candidate in runners:
             entry.update(build_seconds=runners[candidate].build_seconds,

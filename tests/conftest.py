@@ -248,7 +248,30 @@ def simulated_gpu(monkeypatch):
     monkeypatch.setattr(gpu, "cuda_problem", lambda: None)
     monkeypatch.setattr(gpu, "torch_device", lambda device: torch.device("cpu"))
     monkeypatch.setattr(gpu, "gpu_info", lambda: dict(SIMULATED_GPU))
+    monkeypatch.setattr(gpu, "native_bf16", lambda: True)  # compute capability 9.0
     return SIMULATED_GPU
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (`pytest -m gpu` on a GPU host: "
+                                       "the device check); skipped, saying so, without one")
+
+
+@pytest.fixture(autouse=True)
+def cpu_unless_marked_gpu(request, monkeypatch):
+    """The suite runs on the CPU on a GPU host too, as it does in CI (`--device auto` would
+    otherwise take the GPU in many tests); only the tests marked `gpu` see the GPU, and they are
+    skipped where torch can use none."""
+    from common import gpu
+
+    if request.node.get_closest_marker("gpu"):
+        problem = gpu.cuda_problem()
+        if problem is not None:
+            pytest.skip(f"needs a CUDA GPU: {problem}")
+        return
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # for the scripts the tests start
+    monkeypatch.setattr(gpu, "cuda_problem", lambda: "the tests run on the CPU unless marked gpu")
+    monkeypatch.setattr(gpu, "gpu_info", lambda: None)
 
 
 @pytest.fixture

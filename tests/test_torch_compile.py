@@ -71,7 +71,7 @@ def test_bf16_on_the_cpu_is_labelled_from_the_model_it_built(tiny_checkpoint, da
                 "torch_compile", "--precision", "bf16", "--device", "cpu") == 0
     built = json.loads(out.read_text())["runs"][1]
     assert (built["name"], built["precision"]) == ("torch_compile-bf16", "bf16")
-    assert built["runtime"]["logits_dtype"] == "bfloat16"
+    assert built["runtime"]["weights_dtype"] == "bfloat16"
     assert built["runtime"]["compiler"] == "eager"
 
 

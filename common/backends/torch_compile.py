@@ -27,7 +27,7 @@ from .. import gpu
 from ..batching import Batch
 from ..cache import BuildCache
 from ..checkpoints import Checkpoint
-from ..errors import UserError, first_line
+from ..errors import BuildFailed, UserError, root_cause
 from ..export import LogitsByName, architecture, model_input_names
 from ..progress import progress_bar
 from ..provenance import package_versions
@@ -59,10 +59,9 @@ def available() -> tuple[bool, str]:
 
 
 def _floats(device: str) -> tuple[str, ...]:
-    """fp16 and bf16 on a GPU that has bf16 arithmetic (compute capability 8.0 on), else fp16."""
-    import torch
-
-    if gpu.torch_device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
+    """fp16 and bf16 on a GPU with bf16 arithmetic of its own (compute capability 8.0 on; not
+    emulated), else fp16."""
+    if device == "cuda" and not gpu.native_bf16():
         return ("fp16",)
     return ("fp16", "bf16")
 
@@ -137,13 +136,62 @@ def _compile_counts() -> tuple[int, int]:
     return int(counters["stats"]["unique_graphs"]), int(counters["inductor"]["cudagraph_skips"])
 
 
-class CompiledModel:
-    """The compiled model as a predict function: each batch padded to its length bucket, a new
-    shape warmed and captured (CUDA graphs) before its first answer, and in `runtime` what its own
-    calls compiled, the shapes it met and the GPU memory they saw."""
+def _compile_into(folder: Path) -> None:
+    """Inductor's and Triton's caches in this build's folder, for what it compiles next (each
+    build and each new shape points them there again: another build may have compiled between;
+    left unset, inductor sets Triton's once, to the first build's folder)."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    os.environ["TRITON_CACHE_DIR"] = str(folder / "triton")
 
-    def __init__(self, model, recipe: dict, device, max_length: int, pad_id: int):
+
+class FloatLogits(LogitsByName):
+    """The logits as float32, cast inside the compiled function (no kernel of its own after it)."""
+
+    def forward(self, *inputs):
+        return super().forward(*inputs).float()
+
+
+class StagedInputs:
+    """Each batch's inputs padded to its length bucket and packed into one host tensor (pinned
+    on a GPU) the first time it comes, so a timed call does one copy to the device and no host
+    work. Keyed by the batch's own arrays (held, so their ids stay theirs)."""
+
+    LIMIT = 4096  # batches kept; a run has far fewer (its batches, timed subset and singles)
+
+    def __init__(self, names: tuple, device, bucket: int, limit: int, pad_id: int):
+        self.names, self.device, self.bucket, self.limit, self.pad_id = \
+            names, device, bucket, limit, pad_id
+        self.staged: dict = {}
+
+    def host(self, batch: Batch):
+        """The batch's packed host tensor [inputs, batch, bucketed length]."""
         import torch
+
+        key = id(batch["input_ids"])
+        held = self.staged.get(key)
+        if held is None or held[0] is not batch["input_ids"]:
+            padded = bucketed(batch, self.bucket, self.limit, self.pad_id)
+            packed = torch.from_numpy(np.stack([padded[name] for name in self.names]))
+            held = (batch["input_ids"], packed.pin_memory() if self.device.type == "cuda"
+                    else packed)
+            if len(self.staged) >= self.LIMIT:
+                self.staged.pop(next(iter(self.staged)))
+            self.staged[key] = held
+        return held[1]
+
+    def on_device(self, host) -> tuple:
+        """One copy to the device; the inputs as views of it."""
+        return host.to(self.device, non_blocking=True).unbind(0)
+
+
+class CompiledModel:
+    """The compiled model as a predict function: each batch staged once (bucketed, packed), a new
+    shape warmed and captured (CUDA graphs) before its first answer, and in `runtime` what its own
+    calls compiled and the shapes they met."""
+
+    def __init__(self, model, recipe: dict, device, max_length: int, pad_id: int, folder: Path):
+        import torch
+        import torch.fx.experimental._config as shape_config
 
         self.names = model_input_names(model)
         self.graphs = recipe["cuda_graphs"] and device.type == "cuda"
@@ -151,17 +199,21 @@ class CompiledModel:
             else {}
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
                                                    RECOMPILE_LIMIT)
-        self.compiled = torch.compile(LogitsByName(model, self.names),
+        # no duck sizing: a batch whose size equals its padded length would tie the two symbols,
+        # and the first batch where they differ would compile again
+        shape_config.use_duck_shape = False
+        self.compiled = torch.compile(FloatLogits(model, self.names),
                                       backend=recipe["compiler"], dynamic=recipe["dynamic"], **mode)
-        self.device, self.bucket, self.max_length, self.pad_id = \
-            device, recipe["length_bucket"], max_length, pad_id
-        self.memory = gpu.PeakMemory(device)
+        self.inputs = StagedInputs(self.names, device, recipe["length_bucket"], max_length, pad_id)
+        self.folder = folder
         self.seen: set = set()
-        where = str(next(model.parameters()).device)  # read back from the weights
-        self.runtime: dict = {"torch_device": where, "cuda_graphs": self.graphs,
+        weights = next(model.parameters())  # where and in what it computes, read back
+        self.runtime: dict = {"torch_device": str(weights.device),
+                              "weights_dtype": str(weights.dtype).replace("torch.", ""),
+                              "cuda_graphs": self.graphs,
                               "compiler": recipe["compiler"], "dynamic_shapes": recipe["dynamic"],
                               "shapes": [], "shape_warmup_seconds": 0.0, "graphs_compiled": 0,
-                              "cuda_graph_skips": 0, "gpu_peak_allocated_bytes": None}
+                              "cuda_graph_skips": 0}
 
     def _call(self, tensors):
         import torch
@@ -170,29 +222,31 @@ class CompiledModel:
             torch.compiler.cudagraph_mark_step_begin()
         return self.compiled(*tensors)
 
-    def __call__(self, batch: Batch) -> np.ndarray:
-        import torch
-
-        padded = bucketed(batch, self.bucket, self.max_length, self.pad_id)
-        shape = padded["input_ids"].shape
+    def _warm(self, host, tensors) -> None:
+        """A shape's first call: compiled (or not) and, with CUDA graphs, captured, its seconds
+        and its compiles counted apart from every answer."""
+        warm = time.perf_counter()
         counted = _compile_counts()  # its own calls: other builds compile between them
-        with torch.inference_mode(), self.memory:
-            tensors = [torch.from_numpy(padded[name]).to(self.device) for name in self.names]
-            if shape not in self.seen:  # compiled (or not) and, with CUDA graphs, captured
-                warm = time.perf_counter()
-                for _ in range(2 if self.graphs else 0):
-                    self._call(tensors)
-                self.seen.add(shape)
-                self.runtime["shapes"].append(list(shape))
-                self.runtime["shape_warmup_seconds"] += time.perf_counter() - warm
-            logits = self._call(tensors)
-            self.runtime["logits_dtype"] = str(logits.dtype).replace("torch.", "")
-            result = logits.float().cpu().numpy()  # waits for the device
+        _compile_into(self.folder)
+        for _ in range(2 if self.graphs else 1):
+            self._call(tensors)
         for name, before, now in zip(("graphs_compiled", "cuda_graph_skips"), counted,
                                      _compile_counts()):
             self.runtime[name] += now - before
-        self.runtime["gpu_peak_allocated_bytes"] = self.memory.peak
-        return result
+        self.seen.add(tuple(host.shape))
+        self.runtime["shapes"].append(list(host.shape[1:]))
+        self.runtime["shape_warmup_seconds"] += time.perf_counter() - warm
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        import torch
+
+        host = self.inputs.host(batch)
+        with torch.inference_mode():
+            tensors = self.inputs.on_device(host)
+            if tuple(host.shape) not in self.seen:
+                self._warm(host, tensors)
+            logits = self._call(tensors)
+            return logits.cpu().numpy()  # waits for the device
 
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
@@ -201,24 +255,27 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
     check_options(options)
     recipe = build_recipe(options)
-    key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe)
+    # compiled GPU code is the GPU's: another model or compute capability compiles again
+    on_gpu = {"gpu": gpu.identity()} if options.device == "cuda" else {}
+    key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,
+                    **on_gpu)
     folder, found = inductor_cache(cache, key)
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)  # read by inductor as it compiles
+    _compile_into(folder)
     device = gpu.torch_device(options.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[options.precision]
     start = time.perf_counter()
     model = copy.deepcopy(checkpoint.model).to(device=device, dtype=dtype).eval()
     pad_id = getattr(checkpoint.tokenizer, "pad_token_id", None)
     predict = CompiledModel(model, recipe, device, options.max_length,
-                            0 if pad_id is None else pad_id)
+                            0 if pad_id is None else pad_id, folder)
     with progress_bar("build torch_compile", 2, "shape") as bar:
         for shape in (example, {name: array[:1] for name, array in example.items()}):
             try:
                 predict(shape)
             except Exception as exc:  # inductor, Triton and the C++ compiler fail in many ways
-                raise UserError(f"torch.compile could not build {architecture(checkpoint.model)} "
-                                f"for {options.device} {options.precision} "
-                                f"({first_line(exc)})") from None
+                raise BuildFailed(f"torch.compile could not build "
+                                  f"{architecture(checkpoint.model)} for {options.device} "
+                                  f"{options.precision} ({root_cause(exc)})") from None
             bar.update()
     seconds = time.perf_counter() - start
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16",
