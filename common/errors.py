@@ -14,15 +14,15 @@ class NoBuildLeft(UserError):
     """Every candidate of a trial was dropped (too slow, or failed): said with each one's reason."""
 
 
+class BuildFailed(UserError):
+    """A build that failed where a compiler or runtime did (inductor, Triton, a provider): a trial
+    drops it with its cause and goes on with the others; asked for alone, it is one line."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message: libraries' errors can run to pages."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
-
-
-class BuildFailed(UserError):
-    """A build that failed where a compiler or runtime did (inductor, Triton, a provider): a trial
-    drops it with its cause and goes on with the others; asked for alone, it is one line."""
 
 
 def root_cause(exc: BaseException) -> str:
