@@ -32,7 +32,7 @@ EXPERIMENTS = {
     "speed": "benchmark", "int8-variants": "int8_variants", "layer-gaps": "layer_gaps",
     "ov-buckets": "ov_buckets", "float-flips": "float_flips", "trial-cost": "trial_cost",
     "decision-reuse": "decision_reuse", "startup": "startup", "interrupt-window": "interrupt_window",
-    "nncf-releases": "nncf_releases",
+    "nncf-releases": "nncf_releases", "two-machines": "two_machines",
 }
 # commands that write no record of their own
 COMMANDS = {"figures": "figures", "report": "report"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import interrupt
-from .errors import UserError
+from .errors import NotBuilt, UserError
 from .files import file_sha256, remove_temporary, temporary_name, write_atomic
 
 REBUILD_POLICIES = ("if_needed", "always", "never")
@@ -50,11 +50,16 @@ class CachedBuild:
 
 
 class BuildCache:
-    def __init__(self, root: Path, rebuild: str = "if_needed"):
+    def __init__(self, root: Path, rebuild: str = "if_needed", stage: str = "both"):
+        """`stage`: the run's in the two-machine workflow: both (one machine), build (--build:
+        built, never run) or execute (--execute: builds are loaded, never made, so `rebuild` is
+        "never", while what the run measures here, a trial's decision, is made and cached)."""
         if rebuild not in REBUILD_POLICIES:
             raise UserError(f"--rebuild must be one of {', '.join(REBUILD_POLICIES)}")
         self.root = Path(root).expanduser()
-        self.rebuild = rebuild
+        self.stage = stage
+        self.executing = stage == "execute"
+        self.rebuild = "never" if self.executing else rebuild
         self._this_run: dict[str, CachedBuild] = {}  # entries built or verified through this object
         self.seconds_building = 0.0  # spent building entries through this object
 
@@ -87,8 +92,8 @@ class BuildCache:
             if state is not None:
                 return CachedBuild(entry, True, time.perf_counter() - start, state)
             if self.rebuild == "never":
-                raise UserError(f"--rebuild never: no usable cached build '{entry.name}' in "
-                                f"'{self.root}' ({problem})")
+                raise NotBuilt(f"{self.never_flag}: no usable cached build '{entry.name}' in "
+                               f"'{self.root}' ({problem})")
             if problem != "not built yet":
                 print(f"cache entry '{entry.name}' is unusable ({problem}); rebuilding", file=sys.stderr)
         self.ensure_writable()
@@ -100,6 +105,15 @@ class BuildCache:
             state = self._build_into(entry, key, build, start)
         self.seconds_building += state["build_seconds"]
         return CachedBuild(entry, False, state["build_seconds"], state)
+
+    @property
+    def never_flag(self) -> str:
+        """The flag that forbids building here, as a message names it."""
+        return "--execute" if self.executing else "--rebuild never"
+
+    def touched(self) -> list[Path]:
+        """The entries built or found through this object: what this run's builds are on disk."""
+        return [entry.folder for entry in self._this_run.values()]
 
     def find(self, name: str, key: str) -> dict | None:
         """The state of an intact entry for `key`, or None; reads only (--rebuild never's

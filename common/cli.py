@@ -116,6 +116,14 @@ def add_build_flags(p: argparse.ArgumentParser, num_chips: int) -> None:
                    help="reuse a cached build if_needed (default), always rebuild, or never build")
     p.add_argument("--cache-dir", default=str(default_cache_dir()),
                    help="build cache folder (default: %(default)s)")
+    stage = p.add_mutually_exclusive_group()
+    stage.add_argument("-b", "--build", dest="stage", action="store_const", const="build",
+                       help="build (or find in the cache) and stop: no reference, no evaluation; "
+                            "prints what to copy to the machine that runs --execute")
+    stage.add_argument("-e", "--execute", dest="stage", action="store_const", const="execute",
+                       help="never build: load what --build made (this cache, or a copy of "
+                            "another machine's), then evaluate as a one-machine run does")
+    p.set_defaults(stage="both")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--mismatches", metavar="FILE",
                    help="write a TSV of every sentence where the build and the reference disagree")

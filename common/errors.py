@@ -14,6 +14,11 @@ class NoBuildLeft(UserError):
     """Every candidate of a trial was dropped (too slow, or failed): said with each one's reason."""
 
 
+class NotBuilt(UserError):
+    """A build that is not in the cache where none may be made (--rebuild never, --execute): a
+    trial goes on without it; asked for alone, it is one line."""
+
+
 class BuildFailed(UserError):
     """A build that failed where a compiler or runtime did (inductor, Triton, a provider): a trial
     drops it with its cause and goes on with the others; asked for alone, it is one line."""

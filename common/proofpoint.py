@@ -7,7 +7,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from . import distillation, fidelity, gpu, interrupt
+from . import distillation, fidelity, gpu, handoff, interrupt
 from .backends import (backend_module, candidates_for, compared_floats, versions_of,
                        with_accuracy_control)
 from .backends.base import BuildOptions, Calibration, Candidate, Runner
@@ -17,7 +17,7 @@ from .cache import BuildCache
 from .calibration import draw_calibration
 from .checkpoints import Checkpoint, load_checkpoint
 from .cli import parse_command_line
-from .errors import BuildFailed, NoBuildLeft, UserError
+from .errors import BuildFailed, BuildTooSlow, NoBuildLeft, UserError
 from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
 from .flags import check_flags, seed
@@ -153,34 +153,55 @@ class Plan:
     checkpoint: Checkpoint
     examples: Examples
     calibration: Calibration | None
+    manifest: dict | None  # --execute: what --build made, read from the cache
 
 
 def resolve_plan(spec: ProofPoint, args: Settings) -> Plan:
     """Flags checked, candidates listed, inputs resolved and loaded: everything a user can get
     wrong fails here, before any build (each stage boundary also ends a discarded Ctrl-C)."""
+    executing = args.stage == "execute"
+    check_stage(args)
     for flag, path in (("--json", args.json), ("--mismatches", args.mismatches)):
         if path:
             check_writable_target(path, flag)
-    cache = BuildCache(args.cache_dir, args.rebuild)
+    cache = BuildCache(args.cache_dir, args.rebuild, stage=args.stage)
     quantization = args.quantization if spec.quantize else None
-    offer = candidates_for(args.backend, args.device, quantization,
-                           args.precision)
+    offer = candidates_for(args.backend, args.device, quantization, args.precision,
+                           building=args.stage == "build")
     candidates, backends_note = offer.candidates, offer.note
-    fallback = cpu_fallback(args, candidates, quantization)
+    fallback = cpu_fallback(args, candidates, quantization) if args.stage == "both" else []
     calibrate = spec.quantize and args.quantization == "static"
     candidates = with_accuracy_control(candidates, args.min_agreement,
                                        quantization, args.validation_samples)
     flag_notes = check_flags(args, candidates, calibrate)
     interrupt.check()
-    sources = resolve_sources(spec, args, calibrate)
+    sources = resolve_sources(spec, args, calibrate and not executing)
     checkpoint = load_checkpoint(sources["model"].location)
     interrupt.check()
-    examples, calibration = load_data(args, sources, checkpoint, calibrate)
+    manifest = None
+    if executing:  # what --build made: its calibration samples' identity, its host and versions
+        manifest = handoff.read_manifest(cache, spec.name, checkpoint.identity,
+                                         sources["model"].location,
+                                         handoff.command_as(args.command, "--build"))
+        flag_notes += handoff.check(manifest, versions_of(candidates),
+                                    searched=args.min_agreement is not None)
+    examples, calibration = load_data(args, sources, checkpoint, calibrate and not executing)
+    if executing and calibrate:
+        calibration = handoff.recorded_calibration(manifest, args.max_length)
     interrupt.check()
     if args.rebuild != "never":
         cache.ensure_writable()
     return Plan(cache, candidates, backends_note, offer.device, fallback, calibrate, flag_notes,
-                sources, checkpoint, examples, calibration)
+                sources, checkpoint, examples, calibration, manifest)
+
+
+def check_stage(args: Settings) -> None:
+    """--build makes no results; --execute makes no builds."""
+    if args.stage == "build" and (args.json or args.mismatches):
+        raise UserError("--build evaluates nothing and writes no results: drop --json and "
+                        "--mismatches (they are --execute's)")
+    if args.stage == "execute" and args.rebuild == "always":
+        raise UserError("--execute never builds: drop --rebuild always")
 
 
 def cpu_fallback(args: Settings, candidates: list, quantization: str | None) -> list:
@@ -306,12 +327,35 @@ def results_document(args: Settings, plan: Plan, provenance: dict, choice: Choic
     return document
 
 
+def build_stage(spec: ProofPoint, args: Settings, plan: Plan, builds: Builds) -> dict:
+    """--build: every build the flags leave, and the float builds an INT8 trial times beside
+    them, made or found; a manifest of them beside them; nothing evaluated, no results."""
+    compared = compared_floats(plan.candidates, plan.device, bool(forced_by(args)))
+    built = {}
+    for candidate in [*plan.candidates, *compared]:
+        try:
+            built[candidate] = builds.build(candidate)
+        except (BuildFailed, BuildTooSlow) as exc:  # --execute then runs the others
+            print(f"{candidate}: not built ({exc})", file=sys.stderr)
+        interrupt.check()
+    if not any(c in built for c in plan.candidates):
+        raise UserError("--build: no build could be made (see above)")
+    versions = versions_of(list(built))
+    path = handoff.write_manifest(plan.cache, spec.name, args.command, plan.checkpoint.identity,
+                                  built, versions, plan.calibration)
+    print(handoff.report(plan.cache, path, versions, plan.device,
+                         handoff.command_as(args.command, "--execute")))
+    return {"manifest": str(path), "built": [str(c) for c in built]}
+
+
 def run(spec: ProofPoint, args: Settings) -> dict:
     """Resolve, build, measure, report."""
     provenance = started(args.command)
     plan = resolve_plan(spec, args)
     announce(spec, args, plan)
     builds = Builds(spec, args, plan)
+    if args.stage == "build":
+        return build_stage(spec, args, plan, builds)
     reference = evaluate(reference_runner(plan.checkpoint.model), builds.batches)
     choice = decide(args, plan, builds, reference)
     interrupt.check()
@@ -325,6 +369,8 @@ def run(spec: ProofPoint, args: Settings) -> dict:
             run_metrics(result, timings[1], labels, "built", reference, timings[0])]
     document = results_document(args, plan, provenance, choice, timed,
                                 notes_for(spec, args, plan, choice, runs[1]), runs)
+    if plan.manifest is not None:
+        document["build"] = handoff.executed(plan.cache, plan.manifest, choice.runner)
     interrupt.check()  # the last moment: after it the table and the files are written, all of them
     interrupt.hold_to_the_end()  # and the runtimes freed as this function returns
     print(format_table(runs))

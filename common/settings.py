@@ -34,6 +34,7 @@ class Settings:
     mismatches: Optional[str]
     repeats: int
     precision: str
+    stage: str = "both"  # both | build (-b/--build) | execute (-e/--execute)
     # bert_quantize.py's
     quantization: str = "static"
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES

@@ -28,7 +28,7 @@ from .backends.base import Candidate, Runner
 from .batching import Batches
 from .cache import BuildCache, cache_key
 from .cpu import cpu_identity, usable_cpus
-from .errors import BuildFailed, BuildTooSlow, NoBuildLeft, UserError, root_cause
+from .errors import BuildFailed, BuildTooSlow, NoBuildLeft, NotBuilt, UserError, root_cause
 from .evaluate import Evaluation, measure
 from .metrics import agreement_figures, spread
 
@@ -77,10 +77,9 @@ class Choice:
         if rec["runner_up"]:
             runner_up = entries[rec["runner_up"]]
             said += f"; runner-up {runner_up['ran']} {runner_up['sent_per_s']:.0f} sent/s"
-        slow = [c["ran"] for c in rec["candidates"] if "dropped" in c and not c.get("failed")]
-        said += f"; too slow to time: {', '.join(slow)}" if slow else ""
-        failed = [c["ran"] for c in rec["candidates"] if c.get("failed")]
-        said += f"; failed: {', '.join(failed)}" if failed else ""
+        for words in ("too slow to time", "failed", "not built"):
+            named = [c["ran"] for c in rec["candidates"] if dropped_as(c) == words]
+            said += f"; {words}: {', '.join(named)}" if named else ""
         if rec["cached"]:
             how = (f"cached trial of {rec['trial_sentences']} sentences, from a run of "
                    f"{rec['decided_at']} on {rec['data_described']}")
@@ -137,6 +136,14 @@ def first_pass(runner: Runner, pieces: Sequence[dict], budget: float
     return outputs, done / (time.perf_counter() - start)
 
 
+def dropped_as(entry: dict) -> Optional[str]:
+    """Why a trial entry was not timed, in the banner's words (None: it was)."""
+    if "dropped" not in entry:
+        return None
+    return "failed" if entry.get("failed") else "not built" if entry.get("not_built") \
+        else "too slow to time"
+
+
 def failed(candidate: Candidate, stage: str, exc: Exception) -> str:
     """Why a candidate left the trial, in one line (the inner cause, not a wrapper's first line),
     said as it happens: the run goes on with the others."""
@@ -187,7 +194,7 @@ def _decide(entries: dict, eligible: Sequence[Candidate], allowed: int, share: f
 
 def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], runners: dict,
                dropped_builds: dict, trial: Batches, reference: Evaluation, reference_seconds: float,
-               kind: str, min_agreement: Optional[float], failures: set = frozenset()) -> dict:
+               kind: str, min_agreement: Optional[float], marks: Optional[dict] = None) -> dict:
     """Agreement and interleaved timing of every built candidate on the trial batches."""
     sentences = sum(len(rows) for rows in trial.rows)
     expected = [reference.logits[rows] for rows in trial.rows]
@@ -197,8 +204,8 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
         entries[candidate] = _entry(candidate, runners.get(candidate), candidate in compared)
         if candidate in dropped_builds:
             entries[candidate]["dropped"] = dropped_builds[candidate]
-            if candidate in failures:
-                entries[candidate]["failed"] = True
+            if candidate in (marks or {}):  # why, beyond too slow: "failed" or "not_built"
+                entries[candidate][marks[candidate]] = True
             continue
         try:
             outputs, rate = first_pass(runners[candidate], trial.inputs, budget)
@@ -218,7 +225,7 @@ def _run_trial(candidates: Sequence[Candidate], compared: Sequence[Candidate], r
     if not any(c in timed for c in candidates):
         reasons = "; ".join(f"{e['ran']}: {e['dropped']}" for c, e in entries.items()
                             if c in candidates)
-        if not any(entries[c].get("failed") for c in candidates):
+        if not any(entries[c].get("failed") or entries[c].get("not_built") for c in candidates):
             raise NoBuildLeft(f"every build was too slow to time against PyTorch ({reasons}); "
                               "pass --backend and --precision to run one anyway")
         raise NoBuildLeft(f"no build could be timed against PyTorch ({reasons})")
@@ -280,22 +287,23 @@ def _timed_trial(candidates, compared, build, runners: dict, trial: Batches,
     """Build every candidate (one too slow to build is dropped), then the trial; the seconds it
     took, apart from the builds made for it."""
     start, building = time.perf_counter(), cache.seconds_building
-    dropped, failures = {}, set()
+    dropped, marks = {}, {}
     for candidate in [*candidates, *compared]:
         try:
             runners[candidate] = build(candidate)
         except BuildTooSlow as exc:
             dropped[candidate] = str(exc)
+        except NotBuilt as exc:  # --execute: this host offers a build --build did not make
+            dropped[candidate], marks[candidate] = str(exc), "not_built"
         except Exception as exc:  # one build's failure; a user's mistake still ends the run
             interrupt.check()
             if isinstance(exc, UserError) and not isinstance(exc, BuildFailed):
                 raise
-            dropped[candidate] = failed(candidate, "build", exc)
-            failures.add(candidate)
+            dropped[candidate], marks[candidate] = failed(candidate, "build", exc), "failed"
         interrupt.check()
     building = cache.seconds_building - building
     record = _run_trial(candidates, compared, runners, dropped, trial, reference,
-                        reference_seconds, kind, min_agreement, failures)
+                        reference_seconds, kind, min_agreement, marks)
     for entry, candidate in zip(record["candidates"], [*candidates, *compared]):
         if candidate in runners:
             entry.update(build_seconds=runners[candidate].build_seconds,
@@ -308,7 +316,7 @@ def _timed_trial(candidates, compared, build, runners: dict, trial: Batches,
 
 def _decision(cache: BuildCache, key: str, run_trial: Callable[[object], dict]) -> dict:
     """The cached decision for `key`, or a trial's (cached, except under --rebuild never)."""
-    if cache.rebuild == "never":
+    if cache.rebuild == "never" and not cache.executing:
         found = cache.find(CHOICE_ENTRY, key)
         if found is not None:
             return {**found["facts"], "cached": True}

@@ -163,6 +163,10 @@ def groqflow(monkeypatch):
     def check_dependencies(require_devtools=False, require_runtime=False, exception_type=Exception):
         if record["sdk_error"]:
             raise exception_type(record["sdk_error"])
+        for package, required in (("groq-devtools", require_devtools),
+                                  ("groq-runtime", require_runtime)):
+            if required and not record["sdk"].get(package):  # as sdk_helpers words it
+                raise exception_type(f"{package}>=0.9.2 is a required dependency")
         return True
 
     package = types.ModuleType("groqflow")
@@ -491,7 +495,9 @@ def test_contract_device_auto_takes_the_groqchip_before_a_gpu(groqflow, tiny_che
 def test_contract_another_groqware_release_is_another_build(groqflow, tiny_checkpoint, data_file,
                                                            cache_dir, tmp_path, package):
     """GroqFlow reads the Suite's version from the OS's packages; a compiled program belongs to
-    the release that compiled it. The same release loads the build; another builds anew."""
+    the release that compiled it (groq-devtools). The same release loads the build; another
+    builds anew. Another groq-runtime runs the same build (it may be the card host's, and the
+    build a devtools-only host's)."""
     out = tmp_path / "g.json"
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
@@ -499,8 +505,9 @@ def test_contract_another_groqware_release_is_another_build(groqflow, tiny_check
     assert valid_results(json.loads(out.read_text()))["environment"]["versions"][package] == "0.9.3"
     groqflow["sdk"][package] = "0.9.4"
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, "--json", str(out)) == 0
-    assert groqflow["builds"] == 2
-    assert json.loads(out.read_text())["runs"][1]["cache_hit"] is False
+    compiler = package == "groq-devtools"
+    assert groqflow["builds"] == (2 if compiler else 1)
+    assert json.loads(out.read_text())["runs"][1]["cache_hit"] is not compiler
 
 
 def test_a_state_file_with_python_objects_is_read_for_its_plain_fields(tmp_path):
@@ -517,3 +524,34 @@ def test_a_state_file_with_python_objects_is_read_for_its_plain_fields(tmp_path)
     assert gf.build_state(tmp_path, "b")["results"] is None
     path.write_text("num_chips_used: [unterminated\n")
     assert gf.read_back(tmp_path, "b")[:2] == ("unknown", "unknown")
+
+
+def test_contract_built_with_devtools_alone_executed_where_the_cards_are(
+        groqflow, tiny_checkpoint, data_file, tmp_path, capsys):
+    """The original proof points' two machines: --build with groq-devtools and no card (groqit
+    compiles, nothing runs), the cache copied, --execute on the card host loads it, builds
+    nothing and runs there."""
+    import shutil
+
+    groqflow["sdk"]["groq-runtime"], groqflow["chips"] = False, 0
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "built", "--backend",
+                "groqflow", "--build") == 0
+    assert groqflow["builds"] == 1 and groqflow["process_starts"] == 0
+    out = capsys.readouterr().out
+    assert "built groqflow-fp16-1chip (groqflow fp16)" in out and "  groqflow/bert-fp16-1chip-" in out
+    shutil.copytree(tmp_path / "built", tmp_path / "card-host")
+    groqflow["sdk"]["groq-runtime"], groqflow["chips"] = "0.9.3", 8
+    result = tmp_path / "x.json"
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "card-host", "--backend",
+                "groqflow", "--execute", "--json", str(result)) == 0
+    assert groqflow["builds"] == 1 and groqflow["groqit"][-1]["rebuild"] == "never"
+    assert groqflow["groqit"][-1]["cache_dir"] == str(tmp_path / "card-host" / "groqflow")
+    doc = json.loads(result.read_text())
+    assert doc["runs"][1]["backend"] == "groqflow" and groqflow["process_starts"] > 0
+    assert doc["build"]["loaded"] == [p for p in doc["build"]["loaded"] if not p.startswith("/")]
+    assert any(p.startswith("groqflow/bert-fp16-1chip-") for p in doc["build"]["loaded"])
+    # with devtools alone, a run that would evaluate is refused in one line
+    groqflow["sdk"]["groq-runtime"] = False
+    assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "card-host", "--backend",
+                "groqflow") == 2
+    assert "groq-runtime>=0.9.2 is a required dependency" in capsys.readouterr().err

@@ -41,9 +41,9 @@ def versions_of(candidates) -> dict[str, str]:
     return versions
 
 
-def _usable(name: str) -> Backend:
+def _usable(name: str, building: bool = False) -> Backend:
     module = backend_module(name)
-    ok, why = module.available()
+    ok, why = module.available(building)
     if not ok:
         raise UserError(f"backend {name} is not available: {why}")
     return module
@@ -55,9 +55,11 @@ def _every_build(module: Backend, device: str, quantization: str | None) -> tupl
     return module.candidates(device, quantization) + on_request(device, quantization)
 
 
-def _named(name: str, device: str, quantization: str | None) -> tuple[Candidate, ...]:
-    """An explicitly named backend's builds on `device`, every one."""
-    module = _usable(name)
+def _named(name: str, device: str, quantization: str | None, building: bool = False
+           ) -> tuple[Candidate, ...]:
+    """An explicitly named backend's builds on `device`, every one (`building`: to be built
+    only, for --build)."""
+    module = _usable(name, building)
     if quantization is not None and quantization not in module.QUANTIZATIONS:
         raise UserError(f"--quantization {quantization} is not built by {name} (it builds "
                         f"{', '.join(module.QUANTIZATIONS) or 'no INT8'}); pass --backend "
@@ -85,11 +87,13 @@ class Offer:
 
 
 def candidates_for(backend: str, device: str, quantization: str | None,
-                   precision: str = "auto") -> Offer:
+                   precision: str = "auto", building: bool = False) -> Offer:
     """The builds `--backend`, `--device` (auto, cpu or cuda) and `--precision` leave open.
     `quantization` None means a float build; `precision` narrows the set to one precision label
     (fp32, int8+bf16...). `--device auto` is a GroqChip (GroqFlow), else a CUDA GPU torch can
-    use, else the CPU; on a GPU host, what builds nothing for the GPU runs on the CPU."""
+    use, else the CPU; on a GPU host, what builds nothing for the GPU runs on the CPU.
+    `building` (--build): a named backend that can build here though it cannot run (GroqFlow
+    with groq-devtools alone) is offered."""
     note = ""
     if backend == "auto":
         ok, why = backend_module("groqflow").available()
@@ -101,8 +105,8 @@ def candidates_for(backend: str, device: str, quantization: str | None,
                          "and a GroqChip", "groqchip")
         note = f"GroqFlow not usable: {why}"
     if backend == "groqflow":  # its builds run on its GroqChips, whatever --device says
-        return Offer(_narrowed(list(_named(backend, device, quantization)), precision, device),
-                     note, "groqchip")
+        return Offer(_narrowed(list(_named(backend, device, quantization, building)), precision,
+                               device), note, "groqchip")
     preferred = resolve_device(device)
     tried = [preferred] + (["cpu"] if device == "auto" and preferred != "cpu" else [])
     for where in tried:

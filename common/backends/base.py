@@ -183,8 +183,9 @@ class Backend(Protocol):
     STATIC_SHAPE: bool  # batch 1 padded to max_length (GroqFlow compiles one shape)
     QUANTIZATIONS: Tuple[str, ...]  # INT8 modes it builds
 
-    def available(self) -> Tuple[bool, str]:
-        """(True, "") where it can run here, else (False, why not)."""
+    def available(self, building: bool = False) -> Tuple[bool, str]:
+        """(True, "") where it can run here (`building`: build, for --build), else (False, why
+        not)."""
 
     def candidates(self, device: str, quantization: Optional[str]) -> Tuple[Candidate, ...]:
         """The builds it can make on `device` that `auto` trials: float ones for quantization

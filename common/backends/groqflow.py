@@ -19,7 +19,7 @@ import numpy as np
 from ..batching import Batch, make_batches
 from ..cache import BuildCache
 from ..checkpoints import Checkpoint
-from ..errors import UserError, first_line
+from ..errors import NotBuilt, UserError, first_line
 from ..export import eager_attention_copy, model_input_names
 from ..provenance import package_versions
 from . import import_failure
@@ -86,18 +86,21 @@ def check_num_chips(num_chips: int) -> None:
                         f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} GroqChip processors")
 
 
-def available() -> tuple[bool, str]:
+def available(building: bool = False) -> tuple[bool, str]:
     """GroqFlow must import, its own check must find the GroqWare Suite (devtools, runtime), and
-    the host must have a GroqChip processor: a GroqWare host without cards is no place to run."""
+    the host must have a GroqChip processor: a GroqWare host without cards is no place to run.
+    To build only (`--build`, as the original proof points), groq-devtools alone will do."""
     try:
         import groqflow  # noqa: F401
         from groqflow.common import sdk_helpers
     except ImportError as exc:
         return False, f"{import_failure(exc, 'groqflow')}; see requirements-groq.txt"
     why = quiet_failure(lambda: sdk_helpers.check_dependencies(require_devtools=True,
-                                                               require_runtime=True))
+                                                               require_runtime=not building))
     if why:
         return False, f"GroqWare Suite not found ({why})"
+    if building:
+        return True, ""
     chips: list = []
     why = quiet_failure(lambda: chips.append(sdk_helpers.get_num_chips_available()))
     if why or not chips[0]:
@@ -116,6 +119,14 @@ def library_versions() -> dict[str, str]:
     """groqflow's, torch's and transformers' versions, and the GroqWare Suite's (groq-devtools
     compiles, groq-runtime runs) as GroqFlow reads them from the OS's packages."""
     return {**package_versions("groqflow", "torch", "transformers"), **groqware_versions()}
+
+
+def compiled_with() -> dict[str, str]:
+    """The versions a compiled program depends on, in its key: all but groq-runtime's, which
+    runs it (the original proof points build on a machine with groq-devtools alone, and the
+    card host's runtime loads the build)."""
+    return {name: version for name, version in library_versions().items()
+            if name != "groq-runtime"}
 
 
 def groqware_versions() -> dict[str, str]:
@@ -241,7 +252,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
           calibration: Calibration | None = None) -> Runner:
     from groqflow import groqit
 
-    check_chips(options)
+    if cache.stage != "build":  # --build compiles with groq-devtools alone, as the original
+        check_chips(options)
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
     int8 = options.precision == "int8"
@@ -250,7 +262,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     flags = compiler_flags(options)
     fed = {"token_type_ids": True} if token_types else {}  # another graph: another build
     key = build_key(NAME, checkpoint.identity, options, [f.name for f in fields(BuildOptions)],
-                    library_versions(), RECIPE, calibration if int8 else None,
+                    compiled_with(), RECIPE, calibration if int8 else None,
                     compiler_flags=flags, **fed)
     # GroqFlow does not notice changed weights or calibration samples; a build name derived from
     # our key makes every such change a new build, so its `if_needed` stays correct.
@@ -259,7 +271,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     cached = finished_build(groq_cache, build_name)
     if cache.rebuild == "never" and cached is None:
         # groqit(rebuild="never") would build from scratch when no build of this name exists
-        raise UserError(f"--rebuild never: no finished GroqFlow build '{build_name}' in "
+        raise NotBuilt(f"{cache.never_flag}: no finished GroqFlow build '{build_name}' in "
                         f"'{groq_cache}'")
     print(f"groqflow: {'loading' if cached and cache.rebuild != 'always' else 'building'} "
           f"'{build_name}' (logs in {groq_cache / build_name})", file=sys.stderr)
@@ -281,12 +293,14 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     facts = {"build_name": build_name, "num_chips": chips, "compiler_flags": flags,
              "input_ids_dtype": np.dtype(ids_dtype).name, "read_back_from_state_file": read}
     return card_runner(model, precision, chips, lambda batch: groq_inputs(
-        batch, ids_dtype, token_types), f"{groq_cache / build_name}", seconds, loaded, facts)
+        batch, ids_dtype, token_types), f"{groq_cache / build_name}", seconds, loaded, facts,
+        on_a_card=cache.stage != "build")
 
 
 def card_runner(model, precision: str, chips, inputs: Callable[[Batch], dict], logs: str,
-                seconds: float, loaded: bool, facts: dict) -> Runner:
-    """The Runner of a GroqModel: whole passes through run_abunch, GroqFlow's own figures."""
+                seconds: float, loaded: bool, facts: dict, on_a_card: bool = True) -> Runner:
+    """The Runner of a GroqModel: whole passes through run_abunch, GroqFlow's own figures
+    (measured on the card: none where the build is made to run elsewhere, `on_a_card` False)."""
     def on_card(call: Callable[[], object]):
         """GroqModel runs the card in a subprocess with its own log."""
         return groqflow_call(call, f"running GroqFlow build '{Path(logs).name}' failed; see {logs}")
@@ -305,7 +319,7 @@ def card_runner(model, precision: str, chips, inputs: Callable[[Batch], dict], l
                   backend=NAME, device=f"groqchip x{chips}" if known else "groqchip (count unknown)",
                   precision=precision, predict=predict, predict_many=predict_many,
                   single_calls=False, build_seconds=seconds, cache_hit=loaded,
-                  facts={**facts, **groqflow_figures(model, on_card)})
+                  facts={**facts, **(groqflow_figures(model, on_card) if on_a_card else {})})
 
 
 def groqflow_figures(model, on_card: Callable) -> dict:

@@ -34,7 +34,7 @@ FLOAT_RECIPE = {"fuse_fp32": False,  # ORT's offline BERT fusions for fp32 (slow
                 "optimize_session": True}  # False: the graph runs exactly as stored
 
 
-def available() -> tuple[bool, str]:
+def available(building: bool = False) -> tuple[bool, str]:
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:

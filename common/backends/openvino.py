@@ -58,7 +58,7 @@ def _openvino():
     return openvino
 
 
-def available() -> tuple[bool, str]:
+def available(building: bool = False) -> tuple[bool, str]:
     try:
         _openvino()
     except ImportError as exc:

@@ -27,7 +27,7 @@ from .. import gpu
 from ..batching import Batch
 from ..cache import BuildCache
 from ..checkpoints import Checkpoint
-from ..errors import BuildFailed, UserError, root_cause
+from ..errors import BuildFailed, NotBuilt, UserError, root_cause
 from ..export import LogitsByName, architecture, model_input_names
 from ..progress import progress_bar
 from ..provenance import package_versions
@@ -50,7 +50,7 @@ CACHE_FOLDER = "torch-inductor"
 RECOMPILE_LIMIT = 64
 
 
-def available() -> tuple[bool, str]:
+def available(building: bool = False) -> tuple[bool, str]:
     import torch._dynamo
 
     if not torch._dynamo.is_dynamo_supported():
@@ -108,7 +108,7 @@ def inductor_cache(cache: BuildCache, key: str) -> tuple[Path, bool]:
     folder = cache.root / CACHE_FOLDER / key[:16]
     found = folder.is_dir() and any(folder.iterdir())
     if cache.rebuild == "never" and not found:
-        raise UserError(f"--rebuild never: no cached torch.compile build '{folder.name}' in "
+        raise NotBuilt(f"{cache.never_flag}: no cached torch.compile build '{folder.name}' in "
                         f"'{cache.root}'")
     if cache.rebuild == "always" and folder.exists():
         shutil.rmtree(folder)

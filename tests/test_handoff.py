@@ -1,0 +1,188 @@
+"""Build here, execute there (`--build`, `--execute`): a build made on one simulated host, its
+cache folder copied to another path, executed on another simulated host, builds nothing there and
+answers as a one-machine run does; what cannot be executed is one line and nothing written."""
+import json
+import shutil
+
+import pytest
+
+import bert_quantize
+import bert_tiny
+import common.cpu
+import onnxruntime
+from common import calibration as calibration_module
+from common import export, proofpoint
+from common.backends import onnxruntime as ort_backend
+from common.proofpoint import main
+from conftest import OV, make_checkpoint, valid_results
+
+HOSTS = {"A": {"model": "Build Host CPU", "family": "family 6 model 143", "logical_cpus": 2,
+               "flags": ["avx2", "avx512f", "amx_bf16", "amx_int8"]},
+         "B": {"model": "Target Host CPU", "family": "family 25 model 17", "logical_cpus": 2,
+               "flags": ["avx2", "avx512f"]}}
+
+
+def on_host(monkeypatch, name: str) -> None:
+    """Every module that asks which CPU this is hears `name`'s."""
+    monkeypatch.setattr(common.cpu, "cpu_info", lambda: dict(HOSTS[name]))
+
+
+def nothing_built(monkeypatch) -> None:
+    """No export, no calibration draw, no quantization, no reference-free shortcut: each fails
+    the test if --execute calls it."""
+    def called(*args, **kwargs):
+        raise AssertionError("--execute built something")
+
+    monkeypatch.setattr(export, "export_onnx", called)
+    monkeypatch.setattr(export, "export_logits", called)
+    monkeypatch.setattr(proofpoint, "draw_calibration", called)
+    monkeypatch.setattr(calibration_module, "draw_calibration", called)
+    from common.backends import ort_quantize
+
+    monkeypatch.setattr(ort_quantize, "quantize_static_int8", called)
+
+
+def _main(spec, checkpoint, data, cache, *extra):
+    return main(spec, ["--model", str(checkpoint), "--dataset", str(data), "--cache-dir",
+                       str(cache), "--repeats", "1", *extra])
+
+
+CASES = {"onnxruntime fp32": (bert_tiny.SPEC, ("--backend", "onnxruntime")),
+         "onnxruntime int8": (bert_quantize.SPEC, ("--backend", "onnxruntime",
+                                                   "--calibration-samples", "20")),
+         "openvino fp32": (bert_tiny.SPEC, ("--backend", "openvino", "--precision", "fp32"))}
+
+
+@pytest.mark.parametrize("case", ["onnxruntime fp32", "onnxruntime int8",
+                                  pytest.param("openvino fp32", marks=OV.marks)])
+def test_built_on_one_host_executed_on_another_answers_as_one_machine_does(
+        tiny_checkpoint, data_file, train_file, tmp_path, monkeypatch, capsys, case):
+    spec, flags = CASES[case]
+    flags = (*flags, "--calibration-dataset", str(train_file)) if spec.quantize else flags
+    one_machine = tmp_path / "one.json"
+    assert _main(spec, tiny_checkpoint, data_file, tmp_path / "one", *flags, "--json",
+                 str(one_machine)) == 0
+    on_host(monkeypatch, "A")
+    capsys.readouterr()
+    assert _main(spec, tiny_checkpoint, data_file, tmp_path / "built", *flags, "--build") == 0
+    out, err = capsys.readouterr()
+    assert "runner " not in out and "eval pytorch" not in err  # no reference, no table
+    assert "then there: python " in out and " --execute " in out
+    assert not list(tmp_path.glob("*.json")) or list(tmp_path.glob("*.json")) == [one_machine]
+    shutil.copytree(tmp_path / "built", tmp_path / "elsewhere")
+    shutil.rmtree(tmp_path / "built")  # nothing points back at where it was built
+    on_host(monkeypatch, "B")
+    nothing_built(monkeypatch)
+    executed = tmp_path / "executed.json"
+    assert _main(spec, tiny_checkpoint, data_file, tmp_path / "elsewhere", *flags, "--execute",
+                 "--json", str(executed)) == 0
+    doc = valid_results(json.loads(executed.read_text()))
+    there, here = json.loads(one_machine.read_text())["runs"][1], doc["runs"][1]
+    for key in ("name", "precision", "accuracy", "agreement", "max_abs_logit_diff"):
+        assert here[key] == there[key], key
+    assert here["cache_hit"] is True
+    assert doc["build"]["built_on"]["cpu"] == "Build Host CPU"
+    assert doc["build"]["executed_on"]["cpu"] == "Target Host CPU"
+    assert doc["build"]["loaded"] and all(not p.startswith("/") for p in doc["build"]["loaded"])
+    assert any(n.startswith("--execute: built on Build Host CPU (family 6 model 143), executed "
+                            "on Target Host CPU") for n in doc["notes"])
+
+
+def test_auto_builds_every_candidate_and_trials_them_where_it_executes(
+        tiny_checkpoint, data_file, tmp_path, monkeypatch, capsys):
+    on_host(monkeypatch, "A")
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "c", "--build") == 0
+    out = capsys.readouterr().out
+    built = [line for line in out.splitlines() if line.startswith("built ")]
+    on_host(monkeypatch, "B")
+    nothing_built(monkeypatch)
+    executed = tmp_path / "x.json"
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "c", "--execute",
+                 "--json", str(executed)) == 0
+    choice = json.loads(executed.read_text())["choice"]
+    offered = [c for c in choice["candidates"] if "not_built" not in c]
+    assert len(offered) == len(built) >= 1
+    if len(offered) > 1:  # decided by a trial on this host, not carried from the build's
+        assert choice["trial"] is True and choice["cached"] is False
+        assert choice["host"]["cpu"] == "Target Host CPU"
+
+
+def test_execute_without_a_build_is_one_line_naming_the_command_that_makes_it(
+        tiny_checkpoint, data_file, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "empty", "--backend",
+                 "onnxruntime", "--execute", "--json", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"bert_tiny: error: --execute: no build of bert_tiny.py for "
+                              f"{tiny_checkpoint} in '{tmp_path / 'empty'}'; make it with: python "
+                              f"bert_tiny.py --build --model {tiny_checkpoint} ")
+    assert "--json" not in err[-1] and err[-1].endswith(
+        "--backend onnxruntime (on any machine, then copy that cache folder here)")
+    assert not out.exists()
+
+
+def test_execute_with_another_model_or_other_versions_is_one_line(
+        tiny_checkpoint, data_file, tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "c"
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, cache, "--backend", "onnxruntime",
+                 "--build") == 0
+    other = make_checkpoint(tmp_path / "other", seed=1)
+    out = tmp_path / "x.json"
+    capsys.readouterr()
+    assert _main(bert_tiny.SPEC, other, data_file, cache, "--backend", "onnxruntime",
+                 "--execute", "--json", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("bert_tiny: error: --execute: the builds of bert_tiny.py in "
+                          f"'{cache}' were made for another model (bert_tiny.py --model "
+                          f"{tiny_checkpoint} ") and f", not for {other}; " in err
+    versions = ort_backend.library_versions()
+    monkeypatch.setattr(ort_backend, "library_versions",
+                        lambda: {**versions, "onnxruntime": "0.0.1"})
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, cache, "--backend", "onnxruntime",
+                 "--execute", "--json", str(out)) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "bert_tiny: error: --execute: the builds were made with other library versions "
+        f"(onnxruntime {onnxruntime.__version__} there, 0.0.1 here); make them here with "
+        "--build, or install those")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, said", [
+    (("--build", "--json", "x.json"), "--build evaluates nothing and writes no results: drop "
+                                      "--json and --mismatches (they are --execute's)"),
+    (("--execute", "--rebuild", "always"), "--execute never builds: drop --rebuild always")])
+def test_what_a_stage_does_not_do_is_refused(tiny_checkpoint, data_file, tmp_path, capsys, flags,
+                                             said):
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"bert_tiny: error: {said}"
+
+
+def test_build_and_execute_are_one_or_the_other(capsys):
+    with pytest.raises(SystemExit):
+        main(bert_tiny.SPEC, ["--build", "--execute"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_min_agreement_build_is_not_executed_on_another_cpu(tiny_checkpoint, data_file,
+                                                              train_file, tmp_path, monkeypatch,
+                                                              capsys):
+    """Its search scored candidates on the build host's arithmetic; on another CPU it is one
+    line (scoring it again there is not built), on the same CPU it runs."""
+    flags = ("--backend", "onnxruntime", "--calibration-dataset", str(train_file),
+             "--calibration-samples", "20", "--min-agreement", "0.9", "--validation-samples", "30")
+    on_host(monkeypatch, "A")
+    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
+                 "--build") == 0
+    on_host(monkeypatch, "B")
+    out = tmp_path / "x.json"
+    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
+                 "--execute", "--json", str(out)) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "bert_quantize: error: --execute: a --min-agreement build keeps the layers its search "
+        "chose on its CPU's arithmetic, Build Host CPU (family 6 model 143); this is Target Host "
+        "CPU (family 25 model 17): make it here with --build (scoring it again elsewhere is not "
+        "built yet)")
+    on_host(monkeypatch, "A")
+    nothing_built(monkeypatch)
+    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
+                 "--execute", "--json", str(out)) == 0
