@@ -186,3 +186,27 @@ def test_a_min_agreement_build_is_not_executed_on_another_cpu(tiny_checkpoint, d
     nothing_built(monkeypatch)
     assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
                  "--execute", "--json", str(out)) == 0
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="inductor compiles its CPU kernels with a C++ compiler; none here")
+def test_pytorch_compiled_executes_from_a_copied_inductor_folder(tiny_checkpoint, data_file,
+                                                                 tmp_path, monkeypatch):
+    """Inductor's compiled graphs travel in the build's folder: --execute from a copy in another
+    folder compiles from them (every graph a cache hit), a warm start, not from scratch."""
+    import torch
+
+    flags = ("--backend", "torch_compile", "--precision", "fp32", "--device", "cpu")
+    torch._dynamo.reset()
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "built", *flags,
+                 "--build") == 0
+    shutil.copytree(tmp_path / "built", tmp_path / "elsewhere")
+    shutil.rmtree(tmp_path / "built")
+    torch._dynamo.reset()  # nothing this process compiled is reused but what the folder holds
+    out = tmp_path / "x.json"
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "elsewhere", *flags,
+                 "--execute", "--json", str(out)) == 0
+    built = json.loads(out.read_text())["runs"][1]
+    runtime = built["runtime"]
+    assert built["cache_hit"] is True and runtime["graphs_compiled"] == 2
+    assert (runtime["fx_graph_cache_hits"], runtime["fx_graph_cache_misses"]) == (2, 0)

@@ -128,12 +128,19 @@ def bucketed(batch: Batch, bucket: int, limit: int, pad_id: int) -> Batch:
             for name, array in batch.items()}
 
 
-def _compile_counts() -> tuple[int, int]:
-    """Graphs dynamo compiled and graphs inductor left without CUDA graphs, so far, as torch
-    counts them for the whole process."""
+COUNTED = {"graphs_compiled": ("stats", "unique_graphs"),
+           "cuda_graph_skips": ("inductor", "cudagraph_skips"),
+           # inductor's compiled graphs found in its cache folder (a later run, or a copy of
+           # another machine's) and compiled anew
+           "fx_graph_cache_hits": ("inductor", "fxgraph_cache_hit"),
+           "fx_graph_cache_misses": ("inductor", "fxgraph_cache_miss")}
+
+
+def _compile_counts() -> tuple[int, ...]:
+    """What torch counts for the whole process so far, of COUNTED."""
     from torch._dynamo.utils import counters
 
-    return int(counters["stats"]["unique_graphs"]), int(counters["inductor"]["cudagraph_skips"])
+    return tuple(int(counters[group][name]) for group, name in COUNTED.values())
 
 
 def _compile_into(folder: Path) -> None:
@@ -212,8 +219,8 @@ class CompiledModel:
                               "weights_dtype": str(weights.dtype).replace("torch.", ""),
                               "cuda_graphs": self.graphs,
                               "compiler": recipe["compiler"], "dynamic_shapes": recipe["dynamic"],
-                              "shapes": [], "shape_warmup_seconds": 0.0, "graphs_compiled": 0,
-                              "cuda_graph_skips": 0}
+                              "shapes": [], "shape_warmup_seconds": 0.0,
+                              **dict.fromkeys(COUNTED, 0)}
 
     def _call(self, tensors):
         import torch
@@ -230,8 +237,7 @@ class CompiledModel:
         _compile_into(self.folder)
         for _ in range(2 if self.graphs else 1):
             self._call(tensors)
-        for name, before, now in zip(("graphs_compiled", "cuda_graph_skips"), counted,
-                                     _compile_counts()):
+        for name, before, now in zip(COUNTED, counted, _compile_counts()):
             self.runtime[name] += now - before
         self.seen.add(tuple(host.shape))
         self.runtime["shapes"].append(list(host.shape[1:]))
