@@ -58,7 +58,6 @@ class BuildCache:
             raise UserError(f"--rebuild must be one of {', '.join(REBUILD_POLICIES)}")
         self.root = Path(root).expanduser()
         self.stage = stage
-        self.executing = stage == "execute"
         self.rebuild = "never" if self.executing else rebuild
         self._this_run: dict[str, CachedBuild] = {}  # entries built or verified through this object
         self.seconds_building = 0.0  # spent building entries through this object
@@ -105,6 +104,11 @@ class BuildCache:
             state = self._build_into(entry, key, build, start)
         self.seconds_building += state["build_seconds"]
         return CachedBuild(entry, False, state["build_seconds"], state)
+
+    @property
+    def executing(self) -> bool:
+        """--execute: builds are loaded, never made."""
+        return self.stage == "execute"
 
     @property
     def never_flag(self) -> str:

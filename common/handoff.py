@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import gpu
-from .backends.base import Calibration
+from . import fidelity, gpu
+from .backends.base import Calibration, Runner
 from .batching import Encoded
 from .cache import BuildCache
 from .cpu import cpu_identity
@@ -39,13 +39,11 @@ def _path(cache: BuildCache, script: str, model: str) -> Path:
 
 def _folders(cache: BuildCache, built: dict) -> list[str]:
     """The cache folders the builds are, relative to the cache: the entries this run made or
-    found (the builds, the export they share), inductor's folders, GroqFlow's builds."""
+    found (the builds, the export they share) and the folders a backend keeps outside them
+    (inductor's, GroqFlow's), as its runner reports them."""
     found = [folder for folder in cache.touched() if not folder.name.startswith("choice-")]
-    for runner in built.values():
-        if runner.facts.get("inductor_cache"):
-            found.append(Path(runner.facts["inductor_cache"]))
-        if runner.backend == "groqflow":
-            found.append(cache.root / "groqflow" / runner.facts["build_name"])
+    found += [Path(runner.facts["build_folder"]) for runner in built.values()
+              if runner.facts.get("build_folder")]
     root = cache.root.resolve()
     return sorted({str(Path(folder).resolve().relative_to(root)) for folder in found})
 
@@ -62,7 +60,9 @@ def write_manifest(cache: BuildCache, script: str, command: Sequence[str], model
                 "command": list(command), "built_on": host(), "versions": versions,
                 "builds": {str(c): runner.name for c, runner in built.items()},
                 "folders": _folders(cache, built),
-                "calibration": calibration.cache_parts() if calibration is not None else None}
+                "calibration": calibration.cache_parts() if calibration is not None else None,
+                "validation_slice": _tokens(calibration.validation)
+                if calibration is not None and calibration.validation is not None else None}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(manifest, indent=2, default=str) + "\n")
     return path
@@ -85,10 +85,10 @@ def read_manifest(cache: BuildCache, script: str, model: str, source: str,
                     f"with: {build_command} (on any machine, then copy that cache folder here)")
 
 
-def check(manifest: dict, versions: dict, searched: bool) -> list[str]:
+def check(manifest: dict, versions: dict) -> list[str]:
     """Refuse builds made with other library versions (one line); say where they were built
-    when that is another CPU or GPU (allowed: what it compiles to is chosen where it runs),
-    except a --min-agreement build (`searched`), whose search scored on its CPU's arithmetic."""
+    when that is another CPU or GPU (allowed: what it compiles to is chosen where it runs, and a
+    --min-agreement build's slice is scored again here: `slice_here`)."""
     there_versions = {name: version for name, version in manifest["versions"].items()
                       if version not in UNKNOWN}  # not on the build host: nothing it built with
     differ = [f"{name} {there_versions[name]} there, {version} here"
@@ -100,11 +100,52 @@ def check(manifest: dict, versions: dict, searched: bool) -> list[str]:
     here, there = host(), manifest["built_on"]
     if here == there:
         return []
-    if searched and any(here[k] != there[k] for k in ("cpu", "family", "flags")):
-        raise UserError(f"--execute: a --min-agreement build keeps the layers its search chose "
-                        f"on its CPU's arithmetic, {describe(there)}; this is {describe(here)}: "
-                        f"make it here with --build (scoring it again elsewhere is not built yet)")
     return [f"--execute: built on {describe(there)}, executed on {describe(here)}"]
+
+
+def searched_on(manifest: dict) -> dict:
+    """The CPU a --min-agreement build's search scored on: the build host's."""
+    return {name: manifest["built_on"][name] for name in cpu_identity()}
+
+
+def slice_here(manifest: dict, runner: Runner, reference: Runner,
+               calibration: Optional[Calibration], min_agreement: Optional[float]
+               ) -> Optional[dict]:
+    """A --min-agreement build executed on another CPU than its search scored on: the layers it
+    keeps in float are the build's, the arithmetic is this CPU's, so its validation slice (as
+    --build drew it) is scored again here, against PyTorch fp32, by the search's rule."""
+    if (min_agreement is None or not runner.facts.get("accuracy_control")
+            or calibration is None or calibration.validation is None
+            or searched_on(manifest) == cpu_identity()):
+        return None
+    float_logits = fidelity.slice_logits(reference.predict, calibration.validation)
+    figures = fidelity.scored(fidelity.slice_logits(runner.predict, calibration.validation),
+                              float_logits)
+    return {"scored_on": cpu_identity(), "against": "pytorch fp32", "min_agreement": min_agreement,
+            "validation_sentences": len(float_logits), **figures,
+            "reached": figures["agreement_lower_bound"] >= min_agreement}
+
+
+def said(record: dict, runner: Runner) -> list[str]:
+    """The lines under an --execute's table: a build compiled here rather than loaded, and a
+    searched build's slice as scored here."""
+    lines = []
+    if runner.facts.get("compiled_here"):
+        lines.append(f"--execute: {runner.name} compiled here, not loaded: compiled code is its "
+                     f"device's own, and none was copied for this one, {describe(host())} "
+                     f"(built on {describe(record['built_on'])})")
+    scored = record.get("slice_here")
+    if scored:
+        searched = runner.facts["accuracy_control"]
+        lines.append(
+            f"--min-agreement {scored['min_agreement']} on this CPU: the "
+            f"{scored['validation_sentences']}-sentence validation slice agreed "
+            f"{scored['agreement']:.4f} with PyTorch fp32, at least "
+            f"{scored['agreement_lower_bound']:.4f} with {fidelity.CONFIDENCE:.0%} confidence: "
+            + ("reached here" if scored["reached"] else "SHORT of the target here")
+            + f" (its search, on {describe(record['built_on'])}: at least "
+            f"{searched['agreement_lower_bound']:.4f})")
+    return lines
 
 
 def describe(where: dict) -> str:
@@ -129,20 +170,31 @@ def command_as(command: Sequence[str], stage: str) -> str:
     return shlex.join(words[:2] + [stage] + words[2:])
 
 
-def executed(cache: BuildCache, manifest: dict, runner) -> dict:
-    """The results JSON's `build`: where it was built and executed, and what was loaded."""
-    return {"built_on": manifest["built_on"], "built_with": manifest["command"],
-            "executed_on": host(), "loaded": _folders(cache, {None: runner})}
+def executed(cache: BuildCache, manifest: dict, runner: Runner, reference: Runner,
+             calibration: Optional[Calibration], min_agreement: Optional[float]) -> dict:
+    """The results JSON's `build`: where it was built and executed, what was loaded, and a
+    searched build's slice as scored here."""
+    record = {"built_on": manifest["built_on"], "built_with": manifest["command"],
+              "executed_on": host(), "loaded": _folders(cache, {None: runner})}
+    scored = slice_here(manifest, runner, reference, calibration, min_agreement)
+    if scored:
+        record["slice_here"] = scored
+    return record
 
 
 @dataclass(frozen=True)
 class RecordedCalibration(Calibration):
     """The calibration samples as --build drew them, known by the manifest's record alone: what
-    the builds' keys hold; no row is read or tokenized on the executing host."""
+    the builds' keys hold (with the CPU a --min-agreement search scored on); no row is read or
+    tokenized on the executing host. The validation slice comes as --build tokenized it."""
     parts: dict = field(default_factory=dict)
+    built_on: dict = field(default_factory=dict)
 
     def cache_parts(self) -> dict:
         return self.parts
+
+    def searched_on(self) -> dict:
+        return {name: self.built_on[name] for name in cpu_identity()}
 
     def record(self) -> dict:
         return {name: value for name, value in self.parts.items() if name != "tokens"}
@@ -153,9 +205,27 @@ def recorded_calibration(manifest: dict, max_length: int) -> Optional[Calibratio
     if parts is None:
         return None
     nothing = Encoded(ids=[], type_ids=[], max_length=max_length, pad_id=0)
+    validation = manifest.get("validation_slice")
     return RecordedCalibration(source=parts["source"], seed=parts["seed"],
                                indices=np.asarray(parts["indices"]), encoded=nothing,
-                               requested=len(parts["indices"]), parts=parts)
+                               requested=len(parts["indices"]),
+                               validation_indices=np.asarray(parts["validation_indices"])
+                               if "validation_indices" in parts else None,
+                               validation=_encoded(validation) if validation else None,
+                               parts=parts, built_on=manifest["built_on"])
+
+
+def _tokens(encoded: Encoded) -> dict:
+    """A tokenized slice as the manifest holds it."""
+    return {"ids": [ids.tolist() for ids in encoded.ids],
+            "type_ids": [types.tolist() for types in encoded.type_ids],
+            "max_length": encoded.max_length, "pad_id": encoded.pad_id}
+
+
+def _encoded(tokens: dict) -> Encoded:
+    return Encoded(ids=[np.asarray(ids, dtype=np.int64) for ids in tokens["ids"]],
+                   type_ids=[np.asarray(types, dtype=np.int64) for types in tokens["type_ids"]],
+                   max_length=tokens["max_length"], pad_id=tokens["pad_id"])
 
 
 def report(cache: BuildCache, manifest_path: Path, versions: dict, device: str,

@@ -183,8 +183,7 @@ def resolve_plan(spec: ProofPoint, args: Settings) -> Plan:
         manifest = handoff.read_manifest(cache, spec.name, checkpoint.identity,
                                          sources["model"].location,
                                          handoff.command_as(args.command, "--build"))
-        flag_notes += handoff.check(manifest, versions_of(candidates),
-                                    searched=args.min_agreement is not None)
+        flag_notes += handoff.check(manifest, versions_of(candidates))
     examples, calibration = load_data(args, sources, checkpoint, calibrate and not executing)
     if executing and calibrate:
         calibration = handoff.recorded_calibration(manifest, args.max_length)
@@ -269,6 +268,8 @@ def decide(args: Settings, plan: Plan, builds: Builds, reference) -> Choice:
                "data": {**examples.identity, "samples": len(examples.sentences)},
                "calibration": plan.calibration.cache_parts() if plan.calibration else None,
                **fidelity.rule_in_key(min_agreement)}
+    if plan.manifest is not None:  # a later --build that makes more of them means a new trial
+        context["built"] = sorted(plan.manifest["builds"])
     compared = compared_floats(plan.candidates, plan.device, bool(forced))
     if any(c.device == "cuda" for c in [*plan.candidates, *compared]):
         context["gpu"] = gpu.gpu_info()  # what a GPU build's speed was measured on
@@ -367,10 +368,15 @@ def run(spec: ProofPoint, args: Settings) -> dict:
     labels = plan.examples.labels
     runs = [run_metrics(reference, timings[0], labels, "reference"),
             run_metrics(result, timings[1], labels, "built", reference, timings[0])]
-    document = results_document(args, plan, provenance, choice, timed,
-                                notes_for(spec, args, plan, choice, runs[1]), runs)
+    notes = notes_for(spec, args, plan, choice, runs[1])
+    executed = None
     if plan.manifest is not None:
-        document["build"] = handoff.executed(plan.cache, plan.manifest, choice.runner)
+        executed = handoff.executed(plan.cache, plan.manifest, choice.runner, reference.runner,
+                                    plan.calibration, args.min_agreement)
+        notes += handoff.said(executed, choice.runner)
+    document = results_document(args, plan, provenance, choice, timed, notes, runs)
+    if executed is not None:
+        document["build"] = executed
     interrupt.check()  # the last moment: after it the table and the files are written, all of them
     interrupt.hold_to_the_end()  # and the runtimes freed as this function returns
     print(format_table(runs))

@@ -233,7 +233,7 @@ def test_the_gpu_and_tritons_version_are_in_the_build_key(example, tmp_path, mon
     cache = BuildCache(tmp_path / "cache")
     options = BuildOptions(precision="fp16", device="cuda")
     first = tc_backend.build(checkpoint, batch, options=options, cache=cache)
-    (Path(first.facts["inductor_cache"]) / "artefact").write_text("x")
+    (Path(first.facts["build_folder"]) / "artefact").write_text("x")
     assert tc_backend.build(checkpoint, batch, options=options, cache=cache).cache_hit is True
     if change == "triton":
         versions = tc_backend.library_versions()
@@ -245,7 +245,7 @@ def test_the_gpu_and_tritons_version_are_in_the_build_key(example, tmp_path, mon
         monkeypatch.setattr(gpu, "gpu_info", lambda: other)
     changed = tc_backend.build(checkpoint, batch, options=options, cache=cache)
     assert changed.cache_hit is False
-    assert changed.facts["inductor_cache"] != first.facts["inductor_cache"]
+    assert changed.facts["build_folder"] != first.facts["build_folder"]
 
 
 def test_tritons_cache_is_each_builds_own_whenever_it_compiles(example, tmp_path, simulated_gpu,
@@ -256,12 +256,12 @@ def test_tritons_cache_is_each_builds_own_whenever_it_compiles(example, tmp_path
                                                                      device="cuda"), cache=cache)
     second = tc_backend.build(checkpoint, batch, options=BuildOptions(precision="bf16",
                                                                       device="cuda"), cache=cache)
-    assert os.environ["TRITON_CACHE_DIR"] == str(Path(second.facts["inductor_cache"]) / "triton")
+    assert os.environ["TRITON_CACHE_DIR"] == str(Path(second.facts["build_folder"]) / "triton")
     longer = {name: np.concatenate([array] * 8, axis=1) for name, array in batch.items()}
     assert longer["input_ids"].shape[1] > 16  # past the example's bucket
     first(longer)  # a new shape of the first build: compiled into its own folder
-    assert os.environ["TRITON_CACHE_DIR"] == str(Path(first.facts["inductor_cache"]) / "triton")
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == first.facts["inductor_cache"]
+    assert os.environ["TRITON_CACHE_DIR"] == str(Path(first.facts["build_folder"]) / "triton")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == first.facts["build_folder"]
 
 
 def test_a_batch_as_wide_as_it_is_long_does_not_tie_the_shapes(example, tmp_path, quick_compile):

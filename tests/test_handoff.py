@@ -4,6 +4,7 @@ answers as a one-machine run does; what cannot be executed is one line and nothi
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 import bert_quantize
@@ -14,7 +15,7 @@ from common import calibration as calibration_module
 from common import export, proofpoint
 from common.backends import onnxruntime as ort_backend
 from common.proofpoint import main
-from conftest import OV, make_checkpoint, valid_results
+from conftest import OV, make_checkpoint, requires_openvino, valid_results
 
 HOSTS = {"A": {"model": "Build Host CPU", "family": "family 6 model 143", "logical_cpus": 2,
                "flags": ["avx2", "avx512f", "amx_bf16", "amx_int8"]},
@@ -40,6 +41,7 @@ def nothing_built(monkeypatch) -> None:
     from common.backends import ort_quantize
 
     monkeypatch.setattr(ort_quantize, "quantize_static_int8", called)
+    monkeypatch.setattr(ort_quantize, "agreeing_static_int8", called)
 
 
 def _main(spec, checkpoint, data, cache, *extra):
@@ -163,29 +165,95 @@ def test_build_and_execute_are_one_or_the_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def test_a_min_agreement_build_is_not_executed_on_another_cpu(tiny_checkpoint, data_file,
-                                                              train_file, tmp_path, monkeypatch,
-                                                              capsys):
-    """Its search scored candidates on the build host's arithmetic; on another CPU it is one
-    line (scoring it again there is not built), on the same CPU it runs."""
+def test_a_min_agreement_build_on_another_cpu_keeps_its_layers_and_scores_its_slice_there(
+        tiny_checkpoint, data_file, train_file, tmp_path, monkeypatch):
+    """The layers its search chose are the build's (nothing searched or quantized on the
+    executing host); its validation slice, as --build drew it, is scored again there. The
+    arithmetic of both simulated hosts is this machine's, so the slice agrees there as the search
+    saw it; on the build's own CPU it is not scored again."""
     flags = ("--backend", "onnxruntime", "--calibration-dataset", str(train_file),
              "--calibration-samples", "20", "--min-agreement", "0.9", "--validation-samples", "30")
     on_host(monkeypatch, "A")
     assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
                  "--build") == 0
+    shutil.move(tmp_path / "c", tmp_path / "copied")
+    (tmp_path / "train.tsv").write_text("")  # the slice travels in the manifest, not the rows
+    nothing_built(monkeypatch)
     on_host(monkeypatch, "B")
     out = tmp_path / "x.json"
-    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
-                 "--execute", "--json", str(out)) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "bert_quantize: error: --execute: a --min-agreement build keeps the layers its search "
-        "chose on its CPU's arithmetic, Build Host CPU (family 6 model 143); this is Target Host "
-        "CPU (family 25 model 17): make it here with --build (scoring it again elsewhere is not "
-        "built yet)")
-    on_host(monkeypatch, "A")
-    nothing_built(monkeypatch)
-    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
+    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "copied", *flags,
                  "--execute", "--json", str(out)) == 0
+    doc = valid_results(json.loads(out.read_text()))
+    searched = doc["runs"][1]["build_facts"]["accuracy_control"]
+    here = doc["build"]["slice_here"]
+    assert here["scored_on"]["cpu"] == "Target Host CPU" and here["validation_sentences"] == 30
+    assert here["agreement"] == searched["agreement"]
+    assert any(n.startswith("--min-agreement 0.9 on this CPU: the 30-sentence validation slice "
+                            f"agreed {here['agreement']:.4f} with PyTorch fp32") for n in doc["notes"])
+    on_host(monkeypatch, "A")
+    assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "copied", *flags,
+                 "--execute", "--json", str(out)) == 0
+    assert "slice_here" not in json.loads(out.read_text())["build"]
+
+
+@pytest.mark.parametrize("target, reached", [(0.5, True), (0.9, False)])
+def test_a_slice_scored_again_says_when_it_falls_short_there(monkeypatch, target, reached):
+    """27 of 30 slice sentences answer as PyTorch does on the executing CPU: a 0.9 target is
+    short there (its lower bound is under 0.9), a 0.5 target is reached."""
+    from common import handoff
+    from common.backends.base import Runner
+    from common.batching import Encoded
+
+    def predicting(wrong_below: int):  # class 1, but class 0 for sentences numbered below
+        return lambda batch: np.stack([(batch["input_ids"][:, 1] >= wrong_below),
+                                       (batch["input_ids"][:, 1] < wrong_below)], 1).astype("f4")
+
+    slice_ = Encoded(ids=[np.asarray([101, 1000 + i, 102]) for i in range(30)],
+                     type_ids=[np.zeros(3, dtype=np.int64)] * 30, max_length=8, pad_id=0)
+    on_host(monkeypatch, "A")
+    manifest = {"built_on": handoff.host(), "command": [], "calibration": None}
+    calibration = handoff.RecordedCalibration(source="t", seed=0, indices=np.arange(2),
+                                              encoded=slice_, requested=2, validation=slice_)
+    control = {"agreement_lower_bound": 0.95}
+    built = Runner(name="onnxruntime-int8", backend="onnxruntime", device="cpu",
+                   precision="int8", predict=predicting(1003),
+                   facts={"accuracy_control": control})
+    reference = Runner(name="pytorch", backend="pytorch", device="cpu", precision="fp32",
+                       predict=predicting(1000))
+    assert handoff.slice_here(manifest, built, reference, calibration, target) is None  # same CPU
+    on_host(monkeypatch, "B")
+    scored = handoff.slice_here(manifest, built, reference, calibration, target)
+    assert scored["agreement"] == 0.9 and scored["reached"] is reached
+    (line,) = handoff.said({"built_on": manifest["built_on"], "slice_here": scored}, built)
+    assert line.endswith(f"{'reached here' if reached else 'SHORT of the target here'} (its "
+                         "search, on Build Host CPU (family 6 model 143): at least 0.9500)")
+
+
+@requires_openvino
+def test_a_trial_decided_before_more_was_built_is_not_reused(tiny_checkpoint, data_file,
+                                                             tmp_path, monkeypatch):
+    """--execute trials what --build made; once a later --build makes more, the next --execute
+    trials again with them rather than reuse the decision that lacked them."""
+    cache = tmp_path / "c"
+    on_host(monkeypatch, "A")
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, cache, "--backend", "onnxruntime",
+                 "--build") == 0
+    on_host(monkeypatch, "B")
+    out = tmp_path / "x.json"
+    auto = ("--backend", "auto", "--precision", "fp32")
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, cache, *auto, "--execute",
+                 "--json", str(out)) == 0
+    first = json.loads(out.read_text())["choice"]
+    assert {c["candidate"]: "not_built" in c for c in first["candidates"]} == {
+        "openvino fp32": True, "onnxruntime fp32": False}
+    on_host(monkeypatch, "A")
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, cache, *auto, "--build") == 0
+    on_host(monkeypatch, "B")
+    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, cache, *auto, "--execute",
+                 "--json", str(out)) == 0
+    second = json.loads(out.read_text())["choice"]
+    assert second["cached"] is False
+    assert not any("not_built" in c for c in second["candidates"])
 
 
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
@@ -193,20 +261,35 @@ def test_a_min_agreement_build_is_not_executed_on_another_cpu(tiny_checkpoint, d
 def test_pytorch_compiled_executes_from_a_copied_inductor_folder(tiny_checkpoint, data_file,
                                                                  tmp_path, monkeypatch):
     """Inductor's compiled graphs travel in the build's folder: --execute from a copy in another
-    folder compiles from them (every graph a cache hit), a warm start, not from scratch."""
+    folder compiles from them (every graph a cache hit), a warm start, not from scratch. On
+    another CPU (its C++ kernels are compiled for the CPU's instruction sets) it compiles there
+    and says so, answering the same."""
     import torch
 
     flags = ("--backend", "torch_compile", "--precision", "fp32", "--device", "cpu")
+    on_host(monkeypatch, "A")
     torch._dynamo.reset()
     assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "built", *flags,
                  "--build") == 0
     shutil.copytree(tmp_path / "built", tmp_path / "elsewhere")
     shutil.rmtree(tmp_path / "built")
-    torch._dynamo.reset()  # nothing this process compiled is reused but what the folder holds
-    out = tmp_path / "x.json"
-    assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "elsewhere", *flags,
-                 "--execute", "--json", str(out)) == 0
-    built = json.loads(out.read_text())["runs"][1]
-    runtime = built["runtime"]
-    assert built["cache_hit"] is True and runtime["graphs_compiled"] == 2
-    assert (runtime["fx_graph_cache_hits"], runtime["fx_graph_cache_misses"]) == (2, 0)
+    runs = {}
+    for name in ("A", "B"):
+        on_host(monkeypatch, name)
+        torch._dynamo.reset()  # nothing this process compiled is reused but what the folder holds
+        out = tmp_path / f"{name}.json"
+        assert _main(bert_tiny.SPEC, tiny_checkpoint, data_file, tmp_path / "elsewhere", *flags,
+                     "--execute", "--json", str(out)) == 0
+        runs[name] = json.loads(out.read_text())
+    loaded, compiled = (runs[name]["runs"][1] for name in ("A", "B"))
+    assert loaded["cache_hit"] is True and loaded["runtime"]["graphs_compiled"] == 2
+    assert (loaded["runtime"]["fx_graph_cache_hits"],
+            loaded["runtime"]["fx_graph_cache_misses"]) == (2, 0)
+    assert "compiled_here" not in loaded["build_facts"]
+    assert compiled["cache_hit"] is False and compiled["build_facts"]["compiled_here"] is True
+    assert compiled["runtime"]["fx_graph_cache_hits"] == 0
+    assert any(n.startswith("--execute: torch_compile-fp32 compiled here, not loaded: compiled "
+                            "code is its device's own, and none was copied for this one, Target "
+                            "Host CPU") for n in runs["B"]["notes"])
+    for key in ("accuracy", "agreement", "max_abs_logit_diff"):
+        assert compiled[key] == loaded[key], key

@@ -60,7 +60,7 @@ def test_forced_on_the_cpu_it_compiles_with_inductor_agrees_and_reuses_inductors
     assert _run(bert_tiny.SPEC, tiny_checkpoint, data_file, cache_dir, out, *argv) == 0
     again = json.loads(out.read_text())["runs"][1]
     assert again["cache_hit"] is True and again["agreement"] == 1.0
-    assert again["build_facts"]["inductor_cache"] == built["build_facts"]["inductor_cache"]
+    assert again["build_facts"]["build_folder"] == built["build_facts"]["build_folder"]
     assert "(cached)" in capsys.readouterr().out
 
 
@@ -193,7 +193,7 @@ def test_each_input_of_the_build_is_in_its_key(example, tmp_path, monkeypatch, s
     cache = BuildCache(tmp_path / "cache")
     base = BuildOptions(precision="bf16", device="cuda")  # bf16: built on the CPU too
     first = tc_backend.build(checkpoint, batch, options=base, cache=cache)
-    folder = first.facts["inductor_cache"]
+    folder = first.facts["build_folder"]
     (Path(folder) / "artefact").write_text("x")  # as an earlier run's compiled code
     assert tc_backend.build(checkpoint, batch, options=base, cache=cache).cache_hit is True
     options = base
@@ -209,7 +209,28 @@ def test_each_input_of_the_build_is_in_its_key(example, tmp_path, monkeypatch, s
     else:
         monkeypatch.setattr(tc_backend, "library_versions", lambda: {"torch": "0.0"})
     changed = tc_backend.build(checkpoint, batch, options=options, cache=cache)
-    assert changed.facts["inductor_cache"] != folder and changed.cache_hit is False
+    assert changed.facts["build_folder"] != folder and changed.cache_hit is False
+
+
+def test_the_cpu_its_kernels_are_compiled_for_is_in_its_key(example, tmp_path, monkeypatch,
+                                                             quick_compile):
+    """On the CPU, inductor's C++ kernels are compiled for the CPU's instruction sets: another
+    CPU model or set of matrix flags compiles again, the same one reuses."""
+    import common.cpu
+
+    checkpoint, batch = example
+    cache = BuildCache(tmp_path / "cache")
+    host = {"model": "CPU A", "family": "family 6 model 143", "logical_cpus": 2,
+            "flags": ["avx2", "avx512f"]}
+    monkeypatch.setattr(common.cpu, "cpu_info", lambda: dict(host))
+    first = tc_backend.build(checkpoint, batch, options=BuildOptions(), cache=cache)
+    folder = first.facts["build_folder"]
+    (Path(folder) / "artefact").write_text("x")  # as an earlier run's compiled code
+    assert tc_backend.build(checkpoint, batch, options=BuildOptions(), cache=cache).cache_hit
+    for field, value in (("model", "CPU B"), ("flags", ["avx2", "avx512f", "amx_bf16"])):
+        monkeypatch.setattr(common.cpu, "cpu_info", lambda: {**host, field: value})
+        changed = tc_backend.build(checkpoint, batch, options=BuildOptions(), cache=cache)
+        assert changed.facts["build_folder"] != folder and changed.cache_hit is False, field
 
 
 def test_each_runner_counts_the_graphs_compiled_for_it_alone(example, tmp_path, quick_compile):

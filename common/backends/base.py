@@ -69,6 +69,10 @@ class Calibration:
             record["distillation_indices"] = self.distillation_indices.tolist()
         return record
 
+    def searched_on(self) -> dict:
+        """The CPU whose arithmetic a --min-agreement search scores its slice on: this one."""
+        return cpu_identity()
+
     def cache_parts(self) -> dict:
         """record() plus a hash of everything the samples feed the model (token ids, token type
         ids, the padding id, the length cut), so an edited calibration file or tokenizer means a
@@ -95,8 +99,8 @@ def build_key(backend: str, model: str, options: BuildOptions, keyed: Sequence[s
     chosen = {name: getattr(options, name) for name in keyed}
     if "min_agreement" in keyed:
         chosen.update(rule_in_key(options.min_agreement))
-        if options.min_agreement is not None:  # the search scored candidates on this CPU's
-            chosen["searched_on"] = cpu_identity()  # arithmetic: another CPU may choose otherwise
+        if options.min_agreement is not None:  # the search scored candidates on a CPU's
+            chosen["searched_on"] = calibration.searched_on()  # arithmetic: another may differ
     parts = {"backend": backend, "model": model, "options": {**chosen, **facts},
              "versions": versions, "recipe": recipe}
     if calibration is not None:

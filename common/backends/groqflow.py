@@ -290,7 +290,8 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     seconds = time.perf_counter() - start
     loaded = cached is not None and cached == finished_build(groq_cache, build_name)
     chips, precision, read = read_back(groq_cache, build_name)
-    facts = {"build_name": build_name, "num_chips": chips, "compiler_flags": flags,
+    facts = {"build_name": build_name, "build_folder": str(groq_cache / build_name),
+             "num_chips": chips, "compiler_flags": flags,
              "input_ids_dtype": np.dtype(ids_dtype).name, "read_back_from_state_file": read}
     return card_runner(model, precision, chips, lambda batch: groq_inputs(
         batch, ids_dtype, token_types), f"{groq_cache / build_name}", seconds, loaded, facts,

@@ -27,6 +27,7 @@ from .. import gpu
 from ..batching import Batch
 from ..cache import BuildCache
 from ..checkpoints import Checkpoint
+from ..cpu import cpu_identity
 from ..errors import BuildFailed, NotBuilt, UserError, root_cause
 from ..export import LogitsByName, architecture, model_input_names
 from ..progress import progress_bar
@@ -102,12 +103,21 @@ def check_options(options: BuildOptions) -> None:
                         f"{options.precision}")
 
 
+def compiled_for(device: str) -> dict:
+    """What inductor's compiled code is made for: the GPU (its name and compute capability), or
+    the CPU (its model and vector instruction sets, which its C++ kernels are compiled for)."""
+    return {"gpu": gpu.identity()} if device == "cuda" else {"cpu": cpu_identity()}
+
+
 def inductor_cache(cache: BuildCache, key: str) -> tuple[Path, bool]:
-    """The folder inductor keeps this build's compiled code in, and whether an earlier run left
-    it there; the rebuild policy applies to it as to every build."""
+    """The folder inductor keeps this build's compiled code in, and whether an earlier run (or
+    the --build it was copied from) left it there. The rebuild policy applies to it as to every
+    build, but under --execute: compiling is how torch loads a compiled model (from that folder
+    where it can), and it needs nothing --build made, so where no code was copied for this
+    host's device, it compiles here (the runner says so: `compiled_here`)."""
     folder = cache.root / CACHE_FOLDER / key[:16]
     found = folder.is_dir() and any(folder.iterdir())
-    if cache.rebuild == "never" and not found:
+    if cache.rebuild == "never" and not found and not cache.executing:
         raise NotBuilt(f"{cache.never_flag}: no cached torch.compile build '{folder.name}' in "
                         f"'{cache.root}'")
     if cache.rebuild == "always" and folder.exists():
@@ -261,10 +271,9 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
 
     check_options(options)
     recipe = build_recipe(options)
-    # compiled GPU code is the GPU's: another model or compute capability compiles again
-    on_gpu = {"gpu": gpu.identity()} if options.device == "cuda" else {}
+    # compiled code is its device's: another GPU model, compute capability or CPU compiles again
     key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,
-                    **on_gpu)
+                    **compiled_for(options.device))
     folder, found = inductor_cache(cache, key)
     _compile_into(folder)
     device = gpu.torch_device(options.device)
@@ -286,8 +295,9 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     seconds = time.perf_counter() - start
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16",
                  torch.float16: "fp16"}[next(model.parameters()).dtype]  # read back
-    facts = {"compile_seconds": seconds, "inductor_cache": str(folder),
+    facts = {"compile_seconds": seconds, "build_folder": str(folder),
              "inductor_cache_found": found,
+             **({"compiled_here": True} if cache.executing and not found else {}),
              "weights_bytes": sum(p.numel() * p.element_size() for p in model.parameters())}
     return Runner(name=f"{NAME}-{precision}", backend=NAME, device=options.device,
                   precision=precision, predict=predict, build_seconds=seconds, cache_hit=found,
