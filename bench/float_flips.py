@@ -36,7 +36,7 @@ def flips(model: Path, sentences: list[str], cache: BuildCache) -> dict:
     reference = evaluate(reference_runner(checkpoint.model), batches).predictions
     openvino = backend_module("openvino")
     found = {}
-    for candidate in openvino.candidates("cpu", None):
+    for candidate in openvino.offers("cpu", None).trialled:
         runner = openvino.build(checkpoint, batches.inputs[0],
                                 options=BuildOptions(precision=candidate.precision), cache=cache)
         predicted = evaluate(runner, batches).predictions

@@ -6,11 +6,12 @@ import sys
 from typing import NoReturn, Sequence
 
 from .backends import CHOICES
-from .backends.base import FLOAT_PRECISIONS, QUANTIZATIONS
+from .backends.base import QUANTIZATIONS
 from .cache import REBUILD_POLICIES, default_cache_dir
 from .flags import DEFAULT_SEED
 from .gpu import DEVICES
 from .examples import DEFAULT_DATASET
+from .precision import flag_choices
 from .settings import (DEFAULT_CALIBRATION_SAMPLES, DEFAULT_VALIDATION_SAMPLES, Settings,
                        settings_from)
 
@@ -57,7 +58,7 @@ def build_parser(prog: str, description: str, default_model: str, num_chips: int
     if quantize:
         add_int8_flags(p)
     else:
-        p.add_argument("--precision", choices=("auto",) + FLOAT_PRECISIONS, default="auto",
+        p.add_argument("--precision", choices=flag_choices(int8=False), default="auto",
                        help="the built model's precision; auto: every precision the backends "
                             "offer here is timed on a few of the run's batches and the fastest "
                             "that agrees with the reference runs (cached per host)")
@@ -134,8 +135,7 @@ def add_build_flags(p: argparse.ArgumentParser, num_chips: int) -> None:
 
 def add_int8_flags(p: argparse.ArgumentParser) -> None:
     """bert_quantize.py's: the INT8 build, its calibration and --min-agreement."""
-    p.add_argument("--precision", choices=("auto",) + tuple(f"int8+{p}" for p in FLOAT_PRECISIONS),
-                   default="auto",
+    p.add_argument("--precision", choices=flag_choices(int8=True), default="auto",
                    help="INT8 and the precision of what stays in float; auto: measured as "
                         "for the float scripts")
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="static",

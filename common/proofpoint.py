@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from . import distillation, fidelity, gpu, handoff, interrupt
-from .backends import (backend_module, candidates_for, compared_floats, versions_of,
-                       with_accuracy_control)
+from .backends import backend_module, versions_of
 from .backends.base import BuildOptions, Calibration, Candidate, Runner
 from .backends.torch_ref import reference_runner
 from .batching import make_batches, tokenize
@@ -22,6 +21,7 @@ from .evaluate import evaluate, run_metrics, time_both
 from .files import check_writable_target
 from .flags import check_flags, seed
 from .mismatches import write_mismatches
+from .offers import candidates_for, compared_floats, with_accuracy_control
 from .provenance import started
 from .settings import Settings
 from .paths import ROOT
@@ -169,7 +169,7 @@ def resolve_plan(spec: ProofPoint, args: Settings) -> Plan:
     offer = candidates_for(args.backend, args.device, quantization, args.precision,
                            building=args.stage == "build")
     candidates, backends_note = offer.candidates, offer.note
-    fallback = cpu_fallback(args, candidates, quantization) if args.stage == "both" else []
+    fallback = offer.fallback if args.stage == "both" else []  # --build, --execute: no stand-in
     calibrate = spec.quantize and args.quantization == "static"
     candidates = with_accuracy_control(candidates, args.min_agreement,
                                        quantization, args.validation_samples)
@@ -201,19 +201,6 @@ def check_stage(args: Settings) -> None:
                         "--mismatches (they are --execute's)")
     if args.stage == "execute" and args.rebuild == "always":
         raise UserError("--execute never builds: drop --rebuild always")
-
-
-def cpu_fallback(args: Settings, candidates: list, quantization: str | None) -> list:
-    """Where `--device auto` found a GPU and every candidate builds for it: the builds the same
-    flags leave on the CPU, run should every GPU build fail (a GPU the compiler cannot build
-    for is no reason to stop a run the CPU can make)."""
-    if args.device != "auto" or not candidates or any(c.device != "cuda" for c in candidates):
-        return []
-    try:
-        offer = candidates_for(args.backend, "cpu", quantization, args.precision)
-    except UserError:
-        return []
-    return offer.candidates
 
 
 def announce(spec: ProofPoint, args: Settings, plan: Plan) -> None:

@@ -209,9 +209,9 @@ def test_a_forced_gpu_build_that_fails_is_one_line_with_its_cause(
 def test_bf16_is_offered_only_where_the_gpu_has_it_natively(simulated_gpu, monkeypatch):
     import torch
 
-    assert [c.precision for c in tc_backend.candidates("cuda", None)] == ["fp16", "bf16"]
+    assert [c.precision for c in tc_backend.offers("cuda", None).trialled] == ["fp16", "bf16"]
     monkeypatch.setattr(gpu, "native_bf16", lambda: False)  # a T4, a V100: emulated at most
-    assert [c.precision for c in tc_backend.candidates("cuda", None)] == ["fp16"]
+    assert [c.precision for c in tc_backend.offers("cuda", None).trialled] == ["fp16"]
     monkeypatch.undo()
     # what torch is asked: its default counts emulation
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True:

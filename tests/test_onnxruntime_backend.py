@@ -57,11 +57,11 @@ def test_onnxruntime_without_its_cuda_provider_offers_nothing_for_the_gpu(monkey
     trial, and asked for by name, one line saying why."""
     import onnxruntime
 
-    from common.backends import candidates_for
+    from common.offers import candidates_for
     from common.errors import UserError
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    assert ort_backend.candidates("cuda", None) == ()
+    assert ort_backend.offers("cuda", None).every == ()
     assert [str(c) for c in candidates_for("auto", "auto", None).candidates] == [
         "torch_compile fp16 on cuda", "torch_compile bf16 on cuda"]
     with pytest.raises(UserError, match=r"^onnxruntime builds nothing for --device cuda here \(its "
@@ -98,8 +98,9 @@ def test_a_precision_onnxruntime_does_not_build_on_the_cpu_is_one_clear_line():
     from common.errors import UserError
 
     with pytest.raises(UserError, match=r"^onnxruntime builds fp32 on cpu, not bf16$"):
-        ort_backend.check_options(BuildOptions(precision="bf16"))
-    ort_backend.check_options(BuildOptions(precision="int8"))  # INT8 builds on the CPU
+        ort_backend.build(None, None, options=BuildOptions(precision="bf16"), cache=None)
+    ort_backend.offers("cpu", "static").check(  # INT8 builds on the CPU
+        ort_backend.NAME, BuildOptions(precision="int8"))
 
 
 def test_a_cuda_session_that_landed_on_the_cpu_is_refused_not_labelled_cuda(monkeypatch, tmp_path):

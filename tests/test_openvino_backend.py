@@ -9,7 +9,7 @@ pytest.importorskip("openvino")
 
 import bert_quantize
 import bert_tiny
-from common.backends import candidates_for
+from common.offers import candidates_for
 from common.backends import openvino as ov_backend
 from common.backends.base import BuildOptions, Calibration
 from common.backends.torch_ref import reference_runner
@@ -53,9 +53,9 @@ class ListingCore(FakeCore):
 def test_candidates_are_what_openvino_can_compile_here(monkeypatch, capabilities, floats):
     """The capability list decides what can be tried, never which one runs (that is measured)."""
     monkeypatch.setattr(ov_backend, "_core", lambda: FakeCore(capabilities))
-    assert [c.label for c in ov_backend.candidates("cpu", None)] == floats
-    assert [c.label for c in ov_backend.candidates("cpu", "static")] == [f"int8+{p}" for p in floats]
-    assert ov_backend.candidates("cpu", "dynamic") == () and ov_backend.candidates("cuda", None) == ()
+    assert [c.label for c in ov_backend.offers("cpu", None).trialled] == floats
+    assert [c.label for c in ov_backend.offers("cpu", "static").trialled] == [f"int8+{p}" for p in floats]
+    assert ov_backend.offers("cpu", "dynamic").every == () and ov_backend.offers("cuda", None).every == ()
     found = candidates_for("openvino", "cpu", None, "fp32").candidates
     assert [str(c) for c in found] == ["openvino fp32"]
 

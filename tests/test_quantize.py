@@ -253,7 +253,7 @@ def test_min_agreement_a_slice_drawn_smaller_than_asked_is_checked_again_before_
 
 def test_min_agreement_where_only_groqflow_builds_is_one_line():
     from common.backends.base import Candidate
-    from common.backends import with_accuracy_control
+    from common.offers import with_accuracy_control
 
     with pytest.raises(UserError, match=r"^--min-agreement: groqflow cannot keep layers in float to "
                                         r"meet it; OpenVINO and ONNX Runtime can: --backend "

@@ -10,13 +10,13 @@ import pytest
 
 import bert_quantize
 import bert_tiny
-from common.backends import candidates_for
+from common.offers import candidates_for
 from common.backends import torch_compile as tc_backend
 from common.backends.base import BuildOptions, Candidate
 from common.batching import make_batches, tokenize
 from common.cache import BuildCache
 from common.checkpoints import load_checkpoint
-from common.backends import compared_floats
+from common.offers import compared_floats
 from common.proofpoint import main
 from conftest import OPENVINO, SENTENCES, make_checkpoint, valid_results
 
@@ -86,7 +86,7 @@ def test_auto_on_the_cpu_does_not_trial_it_and_naming_it_builds_fp32_and_bf16(no
                                         r"\(it builds no INT8\)"):
         candidates_for("torch_compile", "auto", "static")
     with pytest.raises(UserError, match=r"^torch_compile builds fp32 or bf16 on cpu, not fp16$"):
-        tc_backend.check_options(BuildOptions(precision="fp16"))
+        tc_backend.build(None, None, options=BuildOptions(precision="fp16"), cache=None)
 
 
 def test_on_a_gpu_host_auto_trials_fp16_and_bf16_on_the_gpu_and_says_so(

@@ -1,9 +1,8 @@
 """The backend interface: what every backend takes (options, calibration) and gives back (a Runner).
 
-ONNX Runtime, OpenVINO, PyTorch-compiled and GroqFlow are implementations of `Backend`. Each lists
-the builds it can make on a device (`candidates`, and `on_request` for those it builds only when
-named); which one runs is not decided here but by measurement on the host (`common/trial.py`), or
-by the user's flags.
+ONNX Runtime, OpenVINO, PyTorch-compiled and GroqFlow are implementations of `Backend`. Each
+answers what it builds on a device (`offers`); which one runs is not decided here but by the user's
+flags or by measurement on the host (common/offers.py, common/trial.py).
 """
 from __future__ import annotations
 
@@ -17,10 +16,11 @@ import numpy as np
 from ..batching import Batch, Encoded
 from ..cache import cache_key
 from ..cpu import cpu_identity
+from ..errors import UserError
 from ..fidelity import rule_in_key
+from ..precision import INT8, Precision
 
 QUANTIZATIONS = ("static", "dynamic")
-FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class BuildOptions:
     max_length: int = 128
     # backend-specific settings that override the backend's RECIPE (the variants benchmarks)
     recipe: Tuple[Tuple[str, object], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """As a Candidate's: fp32, bf16, fp16 or int8+<remainder>."""
+        return Precision(self.precision, self.remainder if self.precision == INT8 else None).label
 
 
 @dataclass(frozen=True)
@@ -123,15 +128,40 @@ class Candidate:
     backend: str
     precision: str  # fp32 | bf16 | fp16 | int8
     remainder: Optional[str] = None  # int8: the precision of the layers left in float, if known
-    device: str = "cpu"  # cpu | cuda: where the build runs (GroqFlow ignores it: its GroqChips)
+    device: str = "cpu"  # cpu | cuda | groqchip: where the build runs
 
     @property
     def label(self) -> str:
         """fp32, bf16, fp16, int8, or int8+<remainder>."""
-        return f"{self.precision}+{self.remainder}" if self.remainder else self.precision
+        return Precision(self.precision, self.remainder).label
 
     def __str__(self) -> str:
-        return f"{self.backend} {self.label}" + (f" on {self.device}" if self.device != "cpu" else "")
+        """Named with its device where that is the GPU (the CPU's and GroqFlow's go without)."""
+        return f"{self.backend} {self.label}" + (" on cuda" if self.device == "cuda" else "")
+
+
+@dataclass(frozen=True)
+class Offers:
+    """A backend's one answer about a device and a quantization: the builds `auto` trials there,
+    those it makes only when named with --backend (measured too slow or too costly for the
+    trial), and, where it makes none, why not."""
+    trialled: Tuple[Candidate, ...] = ()
+    on_request: Tuple[Candidate, ...] = ()
+    why_none: str = ""
+
+    @property
+    def every(self) -> Tuple[Candidate, ...]:
+        return self.trialled + self.on_request
+
+    def check(self, name: str, options: BuildOptions) -> None:
+        """Refuse a build these offers lack (a direct `build` call; the flags' builds come from
+        the offers), before any work."""
+        labels = [Precision(c.precision, c.remainder or "fp32").label if c.precision == INT8
+                  else c.label for c in self.every]
+        if options.label not in labels:
+            builds = " or ".join(dict.fromkeys(c.label for c in self.every)) or \
+                f"nothing ({self.why_none})"
+            raise UserError(f"{name} builds {builds} on {options.device}, not {options.label}")
 
 
 Predict = Callable[[Batch], np.ndarray]
@@ -182,20 +212,20 @@ class Runner:
 
 
 class Backend(Protocol):
-    """A backend module: `common/backends/<NAME>.py` defines these names."""
+    """A backend module: `common/backends/<NAME>.py` defines every one of these names
+    (common/backends/README.md: how to add one)."""
     NAME: str
     STATIC_SHAPE: bool  # batch 1 padded to max_length (GroqFlow compiles one shape)
     QUANTIZATIONS: Tuple[str, ...]  # INT8 modes it builds
+    ACCURACY_CONTROL: bool  # whether it builds --min-agreement's INT8 (common/fidelity.py)
 
     def available(self, building: bool = False) -> Tuple[bool, str]:
         """(True, "") where it can run here (`building`: build, for --build), else (False, why
         not)."""
 
-    def candidates(self, device: str, quantization: Optional[str]) -> Tuple[Candidate, ...]:
-        """The builds it can make on `device` that `auto` trials: float ones for quantization
-        None, else INT8 ones (one per float remainder it can compile); () where it builds nothing
-        there. A backend may also define `on_request(device, quantization)`: further builds it
-        makes only when named with --backend (measured too slow or too costly for the trial)."""
+    def offers(self, device: str, quantization: Optional[str]) -> Offers:
+        """What it builds on `device` (cpu or cuda): float builds for quantization None, else
+        INT8 ones (one per float remainder it can compile); why none, where it builds none."""
 
     def library_versions(self) -> dict:
         """Versions that go into the cache key and the results JSON."""

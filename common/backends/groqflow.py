@@ -23,11 +23,13 @@ from ..errors import NotBuilt, UserError, first_line
 from ..export import eager_attention_copy, model_input_names
 from ..provenance import package_versions
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Runner, build_key
+from .base import BuildOptions, Calibration, Candidate, Offers, Runner, build_key
 
 NAME = "groqflow"
 STATIC_SHAPE = True
 QUANTIZATIONS = ("static",)  # GroqFlow's INT8 is calibrated with quantization_samples
+ACCURACY_CONTROL = False
+GROQCHIP = "groqchip"  # its builds' device
 RECIPE = {"inputs": "input_ids int64, attention_mask bool, batch 1", "recipe_version": 1}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -108,11 +110,13 @@ def available(building: bool = False) -> tuple[bool, str]:
     return True, ""
 
 
-def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...]:
-    """One build: fp16 (GroqFlow converts float models to fp16 for the GroqChip), or INT8."""
+def offers(device: str, quantization: Optional[str]) -> Offers:
+    """One build, on its GroqChips whatever the device: fp16 (GroqFlow converts float models to
+    fp16 for the GroqChip), or INT8."""
     if quantization is None:
-        return (Candidate(NAME, "fp16"),)
-    return (Candidate(NAME, "int8"),) if quantization in QUANTIZATIONS else ()
+        return Offers((Candidate(NAME, "fp16", device=GROQCHIP),))
+    return Offers((Candidate(NAME, "int8", device=GROQCHIP),) if quantization in QUANTIZATIONS
+                  else ())
 
 
 def library_versions() -> dict[str, str]:

@@ -15,7 +15,8 @@ from ..export import EXPORT_FILE, OPSET, cached_export
 from ..progress import progress_bar
 from ..provenance import package_versions
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Runner, build_key, merged_recipe
+from .base import (BuildOptions, Calibration, Candidate, Offers, Runner, build_key,
+                   merged_recipe)
 from .ort_session import make_session
 
 NAME = "onnxruntime"
@@ -46,48 +47,23 @@ def library_versions() -> dict[str, str]:
     return package_versions("torch", "transformers", "onnx", "onnxruntime")
 
 
-def candidates(device: str, quantization: str | None) -> tuple[Candidate, ...]:
+def offers(device: str, quantization: str | None) -> Offers:
     """fp16 (fused kernels) and fp32 on CUDA where this onnxruntime has its CUDA provider
-    (onnxruntime-gpu); fp32 on the CPU, whose ONNX Runtime kernels have no fast bf16/fp16; INT8
-    (static or dynamic) with an fp32 remainder, on the CPU."""
+    (onnxruntime-gpu: the one place that asks); fp32 on the CPU, whose ONNX Runtime kernels have
+    no fast bf16/fp16; INT8 (static or dynamic) with an fp32 remainder, on the CPU."""
+    import onnxruntime as ort
+
     if device == "cuda":
-        return tuple(Candidate(NAME, p, device=device) for p in _FLOATS["cuda"]) \
-            if quantization is None and _cuda_provider() else ()
+        providers = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in providers:
+            return Offers(why_none="its CUDA provider needs onnxruntime-gpu; this onnxruntime "
+                                   f"offers {', '.join(providers)}")
+        if quantization is not None:
+            return Offers(why_none="it builds INT8 for the CPU")
+        return Offers(tuple(Candidate(NAME, p, device=device) for p in ("fp16", "fp32")))
     if quantization is not None:
-        return (Candidate(NAME, "int8", "fp32"),) if quantization in QUANTIZATIONS else ()
-    return tuple(Candidate(NAME, p) for p in _FLOATS["cpu"])
-
-
-_FLOATS = {"cuda": ("fp16", "fp32"), "cpu": ("fp32",)}
-
-
-def why_none(device: str) -> str:
-    """Why it builds nothing on `device` (the GPU: no CUDA provider)."""
-    import onnxruntime as ort
-
-    return ("its CUDA provider needs onnxruntime-gpu; this onnxruntime offers "
-            f"{', '.join(ort.get_available_providers())}") if device == "cuda" else ""
-
-
-def _cuda_provider() -> bool:
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-def check_options(options: BuildOptions) -> None:
-    """Reject combinations this backend cannot build, before any work."""
-    import onnxruntime as ort
-
-    if options.device == "cuda" and not _cuda_provider():
-        raise UserError("--device cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
-                        f"offers {', '.join(ort.get_available_providers())}")
-    if options.device == "cuda" and options.precision == "int8":
-        raise UserError("onnxruntime builds INT8 for the CPU here, not for --device cuda")
-    floats = list(_FLOATS[options.device])
-    if options.precision not in floats + ["int8"]:
-        raise UserError(f"onnxruntime builds {' or '.join(floats)} on {options.device}, not "
-                        f"{options.precision}")
+        return Offers((Candidate(NAME, "int8", "fp32"),) if quantization in QUANTIZATIONS else ())
+    return Offers((Candidate(NAME, "fp32"),))
 
 
 def build_recipe(options: BuildOptions) -> dict:
@@ -105,7 +81,8 @@ def build_recipe(options: BuildOptions) -> dict:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
-    check_options(options)
+    offers(options.device, options.quantization if options.precision == "int8" else None
+           ).check(NAME, options)
     int8 = options.precision == "int8"
     recipe = build_recipe(options)
     key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,
@@ -125,7 +102,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         model, seconds = cached.folder / MODEL_FILE, export.seconds + cached.seconds
     predict, runtime = make_session(model, options.device, recipe["optimize_session"])
     return Runner(name=f"onnxruntime-{label}", backend=NAME, device=options.device,
-                  precision="int8+fp32" if int8 else options.precision, predict=predict,
+                  precision=options.label, predict=predict,
                   build_seconds=seconds, cache_hit=cached.hit, files=cached.file_sizes,
                   facts=cached.state["facts"], runtime=runtime)
 

@@ -28,7 +28,8 @@ from ..progress import progress_bar
 from ..provenance import package_versions
 from ..quiet import telemetry_off
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Runner, build_key, merged_recipe
+from .base import (BuildOptions, Calibration, Candidate, Offers, Runner, build_key,
+                   merged_recipe)
 
 NAME = "openvino"
 STATIC_SHAPE = False
@@ -70,21 +71,18 @@ def _core():
     return _openvino().Core()
 
 
-def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...]:
+def offers(device: str, quantization: Optional[str]) -> Offers:
     """fp32, and bf16 / fp16 where OpenVINO lists them among this CPU's optimization capabilities
-    (for INT8: each of them as the float remainder); nothing off the CPU or for dynamic INT8."""
-    if device != "cpu" or quantization not in (None,) + QUANTIZATIONS:
-        return ()
+    (for INT8: each of them as the float remainder); nothing off the CPU."""
+    if device != "cpu":
+        return Offers(why_none="OpenVINO builds for the CPU here")
+    if quantization not in (None,) + QUANTIZATIONS:
+        return Offers(why_none=f"OpenVINO builds {' or '.join(QUANTIZATIONS)} INT8")
     listed = set(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     floats = ["fp32"] + [p for p in ("bf16", "fp16") if CAPABILITY[p] in listed]
     if quantization is None:
-        return tuple(Candidate(NAME, p) for p in floats)
-    return tuple(Candidate(NAME, "int8", remainder=p) for p in floats)
-
-
-def why_none(device: str) -> str:
-    """Why it builds nothing on `device`."""
-    return "OpenVINO builds for the CPU here" if device != "cpu" else ""
+        return Offers(tuple(Candidate(NAME, p) for p in floats))
+    return Offers(tuple(Candidate(NAME, "int8", remainder=p) for p in floats))
 
 
 def library_versions() -> dict[str, str]:
@@ -108,9 +106,8 @@ def build_recipe(options: BuildOptions) -> dict:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Optional[Calibration] = None) -> Runner:
-    if options.device != "cpu":
-        raise UserError(f"OpenVINO builds for the CPU here; --device {options.device} takes "
-                        "--backend onnxruntime")
+    offers(options.device, options.quantization if options.precision == "int8" else None
+           ).check(NAME, options)
     int8 = options.precision == "int8"
     recipe = build_recipe(options)
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile

@@ -30,13 +30,16 @@ from ..checkpoints import Checkpoint
 from ..cpu import cpu_identity
 from ..errors import BuildFailed, NotBuilt, UserError, root_cause
 from ..export import LogitsByName, architecture, model_input_names
+from ..precision import Precision
 from ..progress import progress_bar
 from ..provenance import package_versions
-from .base import BuildOptions, Calibration, Candidate, Runner, build_key, merged_recipe
+from .base import (BuildOptions, Calibration, Candidate, Offers, Runner, build_key,
+                   merged_recipe)
 
 NAME = "torch_compile"
 STATIC_SHAPE = False
 QUANTIZATIONS: tuple = ()  # INT8 is OpenVINO's and ONNX Runtime's
+ACCURACY_CONTROL = False
 RECIPE = {"recipe_version": 1}
 # settings a benchmark may override (BuildOptions.recipe); in the cache key
 FLOAT_RECIPE = {"compiler": "inductor",  # torch.compile's backend
@@ -67,22 +70,16 @@ def _floats(device: str) -> tuple[str, ...]:
     return ("fp16", "bf16")
 
 
-def candidates(device: str, quantization: Optional[str]) -> tuple[Candidate, ...]:
-    """On CUDA, fp16 and bf16 (fp32 is slower there and on request). None on the CPU: measured
-    slower than OpenVINO after tens of seconds of compiling (docs/trial.md), so built only on
-    request (`on_request`)."""
-    if device != "cuda" or quantization is not None:
-        return ()
-    return tuple(Candidate(NAME, p, device=device) for p in _floats(device))
-
-
-def on_request(device: str, quantization: Optional[str]) -> tuple[Candidate, ...]:
-    """What --backend torch_compile builds beyond the trial's: fp32 on CUDA; fp32 and bf16 on the
-    CPU."""
+def offers(device: str, quantization: Optional[str]) -> Offers:
+    """On CUDA, fp16 and bf16 in the trial, fp32 on request (slower there). On the CPU, fp32 and
+    bf16 on request only: measured slower than OpenVINO after tens of seconds of compiling
+    (docs/trial.md)."""
     if quantization is not None:
-        return ()
-    return (Candidate(NAME, "fp32", device=device),) if device == "cuda" else \
-        (Candidate(NAME, "fp32"), Candidate(NAME, "bf16"))
+        return Offers(why_none="INT8 is OpenVINO's and ONNX Runtime's")
+    if device == "cuda":
+        return Offers(tuple(Candidate(NAME, p, device=device) for p in _floats(device)),
+                      (Candidate(NAME, "fp32", device=device),))
+    return Offers(on_request=(Candidate(NAME, "fp32"), Candidate(NAME, "bf16")))
 
 
 def library_versions() -> dict[str, str]:
@@ -92,15 +89,6 @@ def library_versions() -> dict[str, str]:
 def build_recipe(options: BuildOptions) -> dict:
     """What the build does beyond the user's options, with the options' overrides."""
     return {**RECIPE, **merged_recipe(FLOAT_RECIPE, options)}
-
-
-def check_options(options: BuildOptions) -> None:
-    """Reject what this backend does not build, before any work."""
-    offered = [c.precision for c in candidates(options.device, None) +
-               on_request(options.device, None)]
-    if options.precision not in offered:
-        raise UserError(f"torch_compile builds {' or '.join(offered)} on {options.device}, not "
-                        f"{options.precision}")
 
 
 def compiled_for(device: str) -> dict:
@@ -267,9 +255,7 @@ class CompiledModel:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Optional[Calibration] = None) -> Runner:
-    import torch
-
-    check_options(options)
+    offers(options.device, None).check(NAME, options)
     recipe = build_recipe(options)
     # compiled code is its device's: another GPU model, compute capability or CPU compiles again
     key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,
@@ -277,9 +263,9 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
     folder, found = inductor_cache(cache, key)
     _compile_into(folder)
     device = gpu.torch_device(options.device)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[options.precision]
     start = time.perf_counter()
-    model = copy.deepcopy(checkpoint.model).to(device=device, dtype=dtype).eval()
+    model = copy.deepcopy(checkpoint.model).to(
+        device=device, dtype=Precision(options.precision).torch_dtype()).eval()
     pad_id = getattr(checkpoint.tokenizer, "pad_token_id", None)
     predict = CompiledModel(model, recipe, device, options.max_length,
                             0 if pad_id is None else pad_id, folder)
@@ -293,8 +279,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
                                   f"{options.precision} ({root_cause(exc)})") from None
             bar.update()
     seconds = time.perf_counter() - start
-    precision = {torch.float32: "fp32", torch.bfloat16: "bf16",
-                 torch.float16: "fp16"}[next(model.parameters()).dtype]  # read back
+    precision = Precision.of_torch_dtype(next(model.parameters()).dtype).label  # read back
     facts = {"compile_seconds": seconds, "build_folder": str(folder),
              "inductor_cache_found": found,
              **({"compiled_here": True} if cache.executing and not found else {}),
