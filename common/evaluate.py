@@ -25,7 +25,7 @@ BATCH1_SENTENCES = 32
 # passed, so that timer resolution, a launch hiccup or the clock ramping up after a CPU pass do
 # not decide its figure (round seconds are then per pass; `passes_per_round` says how many)
 GPU_ROUND_FLOOR_S = 1.0
-clock = time.perf_counter  # the timing rounds' clock (tests set their own)
+clock = time.perf_counter  # the clock of every timing: the rounds' and the trial's (tests set their own)
 
 
 @dataclass(frozen=True)

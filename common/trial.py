@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import interrupt, pace
+from . import evaluate, interrupt, pace
 from .backends import versions_of
 from .backends.base import Candidate, Runner
 from .batching import Batches
@@ -124,16 +124,16 @@ def first_pass(runner: Runner, pieces: Sequence[dict], budget: float
     bounds a sentence's cost, so that a very slow build stops after seconds, not after a batch."""
     one = {name: array[:1] for name, array in pieces[0].items()}
     runner.run_all([one])
-    start = time.perf_counter()
+    start = evaluate.clock()
     runner.run_all([one])
     done, outputs = 1, []
     for piece in pieces:
-        elapsed = time.perf_counter() - start
+        elapsed = evaluate.clock() - start
         if pace.runs_past(budget, elapsed, done, len(piece["input_ids"])):
             return None, done / elapsed
         outputs += runner.run_all([piece])[0]
         done += len(piece["input_ids"])
-    return outputs, done / (time.perf_counter() - start)
+    return outputs, done / (evaluate.clock() - start)
 
 
 def dropped_as(entry: dict) -> Optional[str]:
@@ -286,7 +286,7 @@ def _timed_trial(candidates, compared, build, runners: dict, trial: Batches,
                  min_agreement: Optional[float]) -> dict:
     """Build every candidate (one too slow to build is dropped), then the trial; the seconds it
     took, apart from the builds made for it."""
-    start, building = time.perf_counter(), cache.seconds_building
+    start, building = evaluate.clock(), cache.seconds_building
     dropped, marks = {}, {}
     for candidate in [*candidates, *compared]:
         try:
@@ -308,7 +308,7 @@ def _timed_trial(candidates, compared, build, runners: dict, trial: Batches,
         if candidate in runners:
             entry.update(build_seconds=runners[candidate].build_seconds,
                          cache_hit=runners[candidate].cache_hit)
-    wall = time.perf_counter() - start
+    wall = evaluate.clock() - start
     return {**record, "trial_seconds": wall - building, "wall_seconds": wall,
             "trial_seconds_cover": "compiling, warming and timing the candidates; the builds made "
                                    "for them (cached for later runs) are the rest of wall_seconds"}

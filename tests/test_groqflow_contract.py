@@ -462,6 +462,17 @@ def test_contract_sentence_pairs_carry_their_token_type_ids(groqflow, tiny_check
                                       and sample[2].any() for sample in samples)
 
 
+def test_contract_token_types_fed_or_not_are_another_build(groqflow, tiny_checkpoint, data_file,
+                                                           cache_dir, tmp_path):
+    """A graph that takes token types is another program: sentence pairs after single
+    sentences, in one cache, build again; the pairs again load their build."""
+    pairs = write_data(tmp_path / "pairs.tsv", [(s, "a fun film", label) for s, label in SENTENCES],
+                       columns=("sentence1", "sentence2", "label"))
+    for data, builds in ((data_file, 1), (pairs, 2), (pairs, 2), (data_file, 2)):
+        assert _run(bert_tiny.SPEC, tiny_checkpoint, data, cache_dir) == 0
+        assert groqflow["builds"] == builds, data
+
+
 def test_contract_what_the_state_file_does_not_say_is_unknown_not_the_request(
         groqflow, tiny_checkpoint, data_file, cache_dir, tmp_path, monkeypatch):
     """A state file without num_chips_used or quantization_samples: the label says unknown."""

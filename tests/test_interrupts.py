@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import bert_tiny
-from bench.interrupt_window import send_ctrl_c, start_cold_run
+from bench.interrupt_window import COMMAND, send_ctrl_c, start_cold_run
 from common import interrupt
 from common.cache import STATE_FILE, BuildCache
 from common.proofpoint import main
@@ -155,7 +155,6 @@ def test_a_ctrl_c_as_a_run_finishes_leaves_its_table_and_files_whole(tmp_path, m
     ended in a traceback and exit code 1 (2 of 6 tries). Past its last moment a run finishes."""
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # the table's first line as soon as it is printed
     cache, out = tmp_path / "cache", tmp_path / "out.json"
-    told = []
     for delay in (0.0, 0.01, 0.02, 0.03):  # the first run builds, the others find its builds
         out.unlink(missing_ok=True)
         proc = start_cold_run(cache, out)
@@ -165,10 +164,27 @@ def test_a_ctrl_c_as_a_run_finishes_leaves_its_table_and_files_whole(tmp_path, m
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0 and "Traceback" not in stderr, (delay, stderr)
         assert json.loads(out.read_text())["runs"], delay
-        told.append(CTRL_C_AFTER_THE_LAST_MOMENT in stderr.strip().splitlines()[-1])
-    # sent as the table began, it lands while the run writes and frees (tens of ms): the run says
-    # so; later ones may come after it stopped listening, and then nothing is to be said
-    assert told[0], told
+    # whether each landed while the run was still listening (it then says so) depends on this
+    # machine's pace: the next test makes one land there by construction
+
+
+def test_a_ctrl_c_that_lands_while_the_results_are_written_is_said_and_changes_nothing(
+        tmp_path):
+    """The signal sent by the run itself as it starts writing its results file (no timing
+    window): recorded, not raised; the table and the file are whole, exit 0, and the last line
+    says a Ctrl-C came as the run was finishing."""
+    out = tmp_path / "out.json"
+    lands = ("import os, runpy, signal, sys; import common.proofpoint as run; "
+             "write = run.write_json; "
+             "run.write_json = lambda *a: (os.kill(os.getpid(), signal.SIGINT), write(*a)); "
+             "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", lands, *COMMAND, "--cache-dir",
+                           str(tmp_path / "c"), "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"bert_tiny: {CTRL_C_AFTER_THE_LAST_MOMENT}"
+    assert proc.stdout.startswith("runner ") and json.loads(out.read_text())["runs"]
 
 
 @pytest.mark.skipif(not os.environ.get("PROOF_POINTS_INTERRUPT_MOMENTS"),

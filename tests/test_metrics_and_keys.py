@@ -6,7 +6,7 @@ from common.backends import onnxruntime as ort_backend
 from common.backends.base import BuildOptions, Calibration, Runner
 from common.batching import Encoded
 from common.evaluate import Evaluation, Timing, run_metrics, timed_rows
-from conftest import OV
+from conftest import requires_openvino
 
 
 def _runner(name, in_flight=1):
@@ -201,13 +201,16 @@ def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_
     assert other.cache_hit is False  # the key does hold the options that matter
 
 
-@pytest.mark.parametrize("change", ["rule", "kinds", "cpu"])
-@pytest.mark.parametrize("backend", ["onnxruntime", OV])
+@pytest.mark.parametrize("backend, change", [
+    pytest.param(backend, change, marks=() if backend == "onnxruntime" else requires_openvino)
+    for backend, change in [*((b, c) for b in ("onnxruntime", "openvino")
+                              for c in ("rule", "kinds", "cpu")), ("openvino", "remainder")]])
 def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, monkeypatch,
                                                     backend, change):
     """Change how --min-agreement is decided (fidelity.RULE), what a kind of layer matches
-    (fidelity.KINDS) or the CPU whose arithmetic the search scored on, and the searched INT8 build
-    is not reused."""
+    (fidelity.KINDS), the CPU whose arithmetic the search scored on or (OpenVINO: its INT8 IR
+    serves every remainder, but the search scored at one) the float remainder it was searched
+    at, and the searched INT8 build is not reused."""
     from common import fidelity
     from common.backends import backend_module
     from common.batching import make_batches, tokenize
@@ -233,9 +236,11 @@ def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, m
     elif change == "kinds":
         (kind, pattern), *rest = fidelity.KINDS
         monkeypatch.setattr(fidelity, "KINDS", ((kind, pattern + "|.*/no_such_op/.*"), *rest))
-    else:
+    elif change == "cpu":
         from common.backends import base
 
         monkeypatch.setattr(base, "cpu_identity", lambda: {"cpu": "another", "family": "",
                                                            "flags": []})
+    else:
+        options = BuildOptions(precision="int8", remainder="bf16", min_agreement=0.5)
     assert hit() is False

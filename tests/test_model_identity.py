@@ -98,3 +98,20 @@ def test_calibration_identity_holds_token_types_padding_and_the_length_cut(tiny_
     for changed in (other_types, replace(encoded, pad_id=encoded.pad_id + 1),
                     replace(encoded, max_length=64)):
         assert replace(calibration, encoded=changed).cache_parts()["tokens"] != tokens
+
+
+def test_the_padding_id_and_the_attention_implementation_are_in_the_identity(tiny_checkpoint):
+    """The padding id fills every batch's tail (another id, other inputs), and the attention
+    implementation (eager, sdpa) is another computation: neither is in the tokenizer's pipeline
+    nor in the config's dictionary, so each is named in the identity on its own."""
+    checkpoint = load_checkpoint(str(tiny_checkpoint))
+    pipeline = checkpoint.tokenizer.backend_tokenizer.to_str()
+    checkpoint.tokenizer.pad_token = "[SEP]"
+    assert checkpoint.tokenizer.backend_tokenizer.to_str() == pipeline  # only the pad id moved
+    assert model_identity(checkpoint.model, checkpoint.tokenizer, checkpoint.digest) != \
+        checkpoint.identity
+    checkpoint = load_checkpoint(str(tiny_checkpoint))
+    config = checkpoint.model.config
+    config._attn_implementation = "eager" if config._attn_implementation != "eager" else "sdpa"
+    assert model_identity(checkpoint.model, checkpoint.tokenizer, checkpoint.digest) != \
+        checkpoint.identity

@@ -1,14 +1,13 @@
 """`auto` by measurement: stand-in candidates with known speeds and answers."""
 import json
 import re
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import bert_tiny
-from common import trial
+from common import evaluate, fidelity, trial
 from common.backends.base import Candidate, Runner
 from common.batching import Batches, Encoded, make_batches
 from common.cache import BuildCache
@@ -40,9 +39,23 @@ def reference(batches):
     return Evaluation(runner, logits, 1.0, tuple([0.1] * len(batches.inputs)))
 
 
+class Clock:
+    """The trial's clock, moved on by the stand-ins' work alone: which build is faster is decided
+    by the milliseconds they say, never by how busy this machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = Clock()
+
+
 class StandIns:
-    """Builds that take `ms` per sentence and answer like the reference, or flip every answer
-    (True), or flip the sentences numbered in a set."""
+    """Builds that take `ms` per sentence (on the trial's clock) and answer like the reference,
+    or flip every answer (True), or flip the sentences numbered in a set."""
 
     def __init__(self, **speeds):
         self.specs = speeds  # label -> (ms per sentence, flips)
@@ -58,7 +71,7 @@ class StandIns:
         def predict(batch):
             self.calls += 1
             self.batch_sizes.append(len(batch["input_ids"]))
-            time.sleep(ms / 1000 * len(batch["input_ids"]))
+            CLOCK.now += ms / 1000 * len(batch["input_ids"])
             answer = truth(batch)
             flipped = np.ones(len(answer), bool) if flips is True else \
                 np.isin(batch["input_ids"][:, 1] - 1000, list(flips or ()))
@@ -75,6 +88,7 @@ def standin_backend(monkeypatch):
     """Stand-in versions, and two threads: the trial's batch count must not depend on the host."""
     monkeypatch.setattr(trial, "versions_of", lambda candidates: {"standin": "1.0"})
     monkeypatch.setattr(trial, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(evaluate, "clock", CLOCK)
 
 
 def choose(stand_ins, reference, batches, cache, context=None, **kwargs):
@@ -253,28 +267,13 @@ def test_a_faster_build_is_chosen_over_a_slower_one_that_agrees_more(reference, 
     assert "within 3%" not in choice.banner()
 
 
-class Clock:
-    """The trial's clock, advanced by the stand-ins' work instead of the host's."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    @staticmethod
-    def strftime(form: str) -> str:
-        return time.strftime(form)
-
-
 def test_a_build_far_slower_than_the_reference_is_dropped_after_a_few_calls(
         reference, batches, tmp_path, monkeypatch):
     """As OpenVINO INT8 with an fp16 remainder ran on an AMX Xeon (1000x slower than the others):
     it is not timed, and stops as soon as its own pace says the pass would run past the limit."""
     monkeypatch.setattr(trial, "FIRST_PASS_LIMIT", 1)  # the reference's 0.4 s on the trial batches
     monkeypatch.setattr(trial, "FIRST_PASS_FLOOR_S", 0.2)
-    clock = Clock()
-    monkeypatch.setattr(trial, "time", clock)
+    clock = CLOCK
     stand_ins = StandIns(fp32=(0.0, False), fp16=(0.0, False))
     seconds_a_sentence = {"fp32": 0.0001, "fp16": 0.1}
     answered = []
@@ -434,7 +433,7 @@ def _decided(tmp_path, reference, batches, field=None, gpu_name="GPU A"):
                       max_length=16, pad_id=0)
     plan = Plan(checkpoint=SimpleNamespace(identity="model"), calibration=None, device=device,
                 examples=SimpleNamespace(identity={"sha256": "data"}, sentences=["s"] * SENTENCES),
-                candidates=candidates, cache=BuildCache(tmp_path),
+                candidates=candidates, cache=BuildCache(tmp_path), manifest=None,
                 sources={"dataset": SimpleNamespace(location="data.tsv")})
     args = SimpleNamespace(backend="auto", precision="auto", batch_size=4, max_length=16,
                            min_agreement=None)
@@ -449,22 +448,36 @@ def _decided(tmp_path, reference, batches, field=None, gpu_name="GPU A"):
     elif field == "calibration":
         plan.calibration = Calibration(source="train.tsv", seed=0, indices=np.array([3]),
                                        encoded=encoded, requested=1)
-    elif field == "min_agreement":
+    elif field in ("min_agreement", "min_agreement rule"):
         args.min_agreement = 0.99
+    elif field in ("built", "built kept"):  # --execute: what the --build it loads made
+        plan.manifest = {"builds": {"onnxruntime fp32": "onnxruntime-fp32"}}
+    if field == "min_agreement rule":
+        patch_rule = {**fidelity.RULE, "confidence": 0.9}
+    if field == "built":
+        plan.manifest["builds"]["openvino bf16"] = "openvino-bf16"
     builds = SimpleNamespace(batches=batches, recipe_of=lambda candidate: {},
                              build=lambda c: stand_ins.build(Candidate("standin", c.precision)))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gpu, "gpu_info", lambda: {"name": gpu_name})
+        if field == "min_agreement rule":
+            patch.setattr(fidelity, "RULE", patch_rule)
         return decide(args, plan, builds, reference).record["cached"]
 
 
+# the run each change is made to, where it is not the plain one
+KEPT = {"gpu": "gpu kept", "min_agreement rule": "min_agreement", "built": "built kept"}
+
+
 @pytest.mark.parametrize("field", ["model", "data", "samples", "batch_size", "max_length",
-                                   "calibration", "min_agreement", "gpu"])
+                                   "calibration", "min_agreement", "min_agreement rule", "built",
+                                   "gpu"])
 def test_the_decision_the_run_makes_is_keyed_on_what_it_works_on(field, reference, batches,
                                                                  tmp_path):
-    """proofpoint.decide's own context: change one input of the run and the trial runs again;
-    keep them all and its decision is reused."""
-    kept = "gpu kept" if field == "gpu" else None
+    """proofpoint.decide's own context: change one input of the run (the --min-agreement rule;
+    under --execute, the builds its --build made) and the trial runs again; keep them all and
+    its decision is reused."""
+    kept = KEPT.get(field)
     assert _decided(tmp_path, reference, batches, kept) is False
     assert _decided(tmp_path, reference, batches, kept) is True
     if field == "gpu":  # the same run on another GPU
