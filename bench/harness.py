@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from common import schemas
 from common.cpu import cpu_info, cpu_summary
 from common.files import write_atomic
 from common.paths import ROOT, SHARED
@@ -79,9 +80,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def write_record(path: Path, experiment: str, provenance: dict, figures: dict) -> None:
     """The experiment's figures with what ran, at which commit, when and on which CPU, written
     whole or not at all."""
-    write_atomic(path, json.dumps({"bench": experiment, "record_version": RECORD_VERSION,
-                                   **provenance, **figures, "cpu": cpu_info(),
-                                   "cpu_summary": cpu_summary()}, indent=2) + "\n")
+    record = {"bench": experiment, "record_version": RECORD_VERSION, **provenance, **figures,
+              "cpu": cpu_info(), "cpu_summary": cpu_summary()}
+    schemas.check(record, schemas.BENCH_RECORD)
+    write_atomic(path, json.dumps(record, indent=2) + "\n")
 
 
 def model_arguments(p: argparse.ArgumentParser, calibration_samples: int = 1000) -> None:

@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> dict:
             runner = backend.build(checkpoint, slice_.inputs[0], cache=cache, calibration=calibration,
                                    options=BuildOptions(precision="int8", recipe=recipe))
             logits = evaluate(runner, slice_).logits
-            rows.append({"in_float": kind, "layer": layer,
-                         "logit_mse": float(np.mean((logits - reference) ** 2)),
-                         "agreement": float(np.mean(logits.argmax(1) == reference.argmax(1)))})
+            figures = fidelity.scored(logits, reference)  # as the search scores a build
+            rows.append({"in_float": kind, "layer": layer, "logit_mse": figures["logit_mse"],
+                         "agreement": figures["agreement"]})
     doc = {"model": args.model, "validation_sentences": len(calibration.validation),
            "evaluated_within_logit": {str(m): int((margins < m).sum()) for m in (0.1, 0.3, 1.0)},
            "evaluated_sentences": len(examples.sentences),

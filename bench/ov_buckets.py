@@ -9,7 +9,6 @@ median of later passes.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from common.backends.base import BuildOptions
 from common.batching import Batch, Batches
 from common.cache import BuildCache
 from common.evaluate import measure
+from common.metrics import spread
 
 
 def padded(batch: Batch, bucket: int) -> Batch:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = BuildCache(Path(tmp))
-        floats = [c.precision for c in ov_backend.candidates("cpu", None)]
+        floats = [c.precision for c in ov_backend.offers("cpu", None).trialled]
         for precision in ("bf16" if "bf16" in floats else "fp32", "int8"):
             for bucket in map(int, args.buckets.split(",")):
                 # each build() compiles afresh (the IR comes from the cache): a first pass that
@@ -62,6 +62,6 @@ def run(args: argparse.Namespace) -> dict:
                 rows.append({"build": precision, "bucket": bucket,
                              "widths": len({b["input_ids"].shape[1] for b in inputs.inputs}),
                              "first_pass": len(examples.sentences) / first,
-                             "later_passes": statistics.median(later.throughputs())})
+                             "later_passes": spread(later.throughputs())["median"]})
     print(buckets_table(rows))
     return {"model": args.model, "rounds": args.rounds, "rows": rows}

@@ -3,9 +3,9 @@ transformers or a runtime is imported. Median of 5 runs of each, wall clock, as 
 from __future__ import annotations
 
 import argparse
-import statistics
 
 from bench.harness import proof_point
+from common.metrics import spread
 
 CASES = {"--help": ["--help"], "a bad flag": ["--bogus"]}
 
@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> dict:
     for script in ("bert_tiny.py", "bert_base.py", "bert_quantize.py"):
         for case, extra in CASES.items():
             taken = [proof_point(script, *extra, check=False)[0] for _ in range(args.runs)]
-            results[f"{script} {case}"] = {"median_s": statistics.median(taken), "runs_s": taken}
-            print(f"{script} {case}: {statistics.median(taken):.2f} s (median of {args.runs})")
+            median = spread(taken)["median"]
+            results[f"{script} {case}"] = {"median_s": median, "runs_s": taken}
+            print(f"{script} {case}: {median:.2f} s (median of {args.runs})")
     return {"results": results}

@@ -29,7 +29,6 @@ from .batching import Batch, make_batches
 from .cache import BuildCache
 from .export import LogitsByName, eager_attention_copy, export_logits, model_input_names
 from .progress import progress_bar
-from .quiet import loggers_at_error, stdout_to_progress
 
 BATCH = 32
 # what decides the distilled model beyond the INT8 recipe, its data and seed: in its cache key
@@ -88,26 +87,14 @@ def save_qdq_onnx(student: torch.nn.Module, names: tuple[str, ...], example: Bat
 
 def post_training_int8(model: torch.nn.Module, names: Sequence[str], calibration: Calibration,
                        int8_recipe: dict) -> torch.nn.Module:
-    """NNCF's INT8 of the PyTorch model (eager attention, as the export), with the recipe's
-    preset, SmoothQuant and bias correction, every calibration sentence one batch-1 sample."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import nncf
-        from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
-                                                           AdvancedSmoothQuantParameters)
+    """NNCF's INT8 of the PyTorch model (eager attention, as the export), set up as OpenVINO's
+    (ov_quantize.nncf_int8), every calibration sentence one batch-1 sample."""
+    from .backends.ov_quantize import nncf_int8
+
     samples = [tuple(torch.from_numpy(batch[name]) for name in names)
                for batch in make_batches(calibration.encoded, batch_size=1).inputs]
-    advanced = AdvancedQuantizationParameters(
-        smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=int8_recipe["smooth_quant_alpha"]),
-        disable_bias_correction=not int8_recipe["bias_correction"])
     student = LogitsByName(eager_attention_copy(model), tuple(names)).eval()
-    with warnings.catch_warnings(), loggers_at_error("nncf"), stdout_to_progress():
-        warnings.simplefilter("ignore")
-        return nncf.quantize(student, nncf.Dataset(samples), subset_size=len(samples),
-                             preset=nncf.QuantizationPreset(int8_recipe["preset"]),
-                             model_type=nncf.ModelType.TRANSFORMER,
-                             fast_bias_correction=int8_recipe["fast_bias_correction"],
-                             advanced_parameters=advanced)
+    return nncf_int8(student, samples, int8_recipe)
 
 
 def distilled_int8(model: torch.nn.Module, names: Sequence[str], calibration: Calibration,

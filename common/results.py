@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .cpu import cpu_info, cpu_summary, thread_budget
 from .files import write_results_file
-from . import gpu
+from . import gpu, schemas
 from .provenance import package_versions
 from .trial import chosen_entry, speedup
 
@@ -144,4 +144,6 @@ def float_as_fast_line(found: dict) -> str:
 
 
 def write_json(path: Path, document: dict) -> None:
+    """The results JSON, checked against its schema first: written whole, or not at all."""
+    schemas.check(document, schemas.RESULTS)
     write_results_file(path, json.dumps(document, indent=2) + "\n")

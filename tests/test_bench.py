@@ -141,3 +141,17 @@ def test_layer_gaps_builds_one_layer_at_a_time(tiny_checkpoint, data_file, train
         ("feed-forward output", "1")]
     assert doc["validation_sentences"] == 10
     assert all(r["logit_mse"] >= 0 and 0 <= r["agreement"] <= 1 for r in doc["rows"])
+
+
+def test_a_record_that_does_not_match_its_schema_is_not_written(tmp_path):
+    """Checked as it is written: an experiment's record under a name no schema knows raises,
+    naming the field, and leaves no file (nor the one it would replace changed)."""
+    from bench.harness import write_record
+    from common.provenance import started
+    from common.schemas import RecordInvalid
+
+    path = tmp_path / "r.json"
+    path.write_text("the earlier record\n")
+    with pytest.raises(RecordInvalid, match=r"docs/bench-record.schema.json at bench: "):
+        write_record(path, "bench/startup.py", started(["python", "-m", "bench"]), {})
+    assert path.read_text() == "the earlier record\n" and list(tmp_path.iterdir()) == [path]

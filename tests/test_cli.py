@@ -305,3 +305,23 @@ def test_every_script_parses_to_the_same_typed_settings_and_a_float_script_has_i
     assert tiny.command == ("bert_tiny.py",)
     with pytest.raises(ValueError, match="Settings has no field for new_flag"):
         settings_from(argparse.Namespace(**vars(argparse.Namespace(command=[])), new_flag=1))
+
+
+def test_a_results_file_that_would_not_match_its_schema_is_not_written(tiny_checkpoint, data_file,
+                                                                        tmp_path, monkeypatch):
+    """The results JSON is checked against docs/results.schema.json as it is written: a field
+    the schema does not know (a writer's mistake) raises, naming it, and leaves no file."""
+    from common import proofpoint
+    from common.schemas import RecordInvalid
+
+    document = proofpoint.results_document
+    monkeypatch.setattr(proofpoint, "results_document",
+                        lambda *args: {**document(*args), "undocumented": 1})
+    out = tmp_path / "r.json"
+    with pytest.raises(RecordInvalid, match=r"at the top level: Additional properties are not "
+                                            r"allowed \('undocumented' was unexpected\)"):
+        proofpoint.main(bert_tiny.SPEC, ["--model", str(tiny_checkpoint), "--dataset",
+                                         str(data_file), "--backend", "onnxruntime",
+                                         "--cache-dir", str(tmp_path / "c"), "--repeats", "1",
+                                         "--json", str(out)])
+    assert not out.exists()

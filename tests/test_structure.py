@@ -91,19 +91,40 @@ def calls(name: str, paths=None) -> set[str]:
 
 
 def test_each_computation_has_one_home():
-    """Written once, called from everywhere: an ONNX Runtime session is opened in ort_session,
-    a key is hashed by cache_key from build_key (the export and every backend) and the trial's
-    decision only, a median/min/max is metrics.spread, and two models' answers are compared by
-    metrics.agreeing_rows (the argmax of logits compared nowhere else)."""
-    common = [p for p in SOURCES if p.relative_to(ROOT).parts[0] != "bench"]
+    """Written once, called from everywhere, bench/ included: an ONNX Runtime session is opened
+    in ort_session, a key is hashed by cache_key from build_key (the export and every backend)
+    and the trial's decision only, a median/min/max is metrics.spread, two models' answers are
+    compared by metrics.agreeing_rows (the argmax of logits compared nowhere else), NNCF is set up
+    in ov_quantize.nncf_int8."""
     assert calls("InferenceSession") == {"common/backends/ort_session.py"}
     assert calls("cache_key") == {"common/backends/base.py", "common/trial.py"}
-    assert calls("median", common) == {"common/metrics.py"}
+    assert calls("median") == {"common/metrics.py"}
+    assert calls("AdvancedQuantizationParameters") == {"common/backends/ov_quantize.py"}
     argmax_compared = set()
-    for path in common:
+    for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Compare) and any(
                     isinstance(side, ast.Call) and getattr(side.func, "attr", "") == "argmax"
                     for side in [node.left, *node.comparators]):
                 argmax_compared.add(path.relative_to(ROOT).as_posix())
     assert argmax_compared == {"common/metrics.py"}
+
+
+def test_every_backend_defines_the_whole_contract():
+    """No optional member read with a default: each backend module defines every name of
+    base.Backend (common/backends/README.md), found in its syntax tree (GroqFlow's package need
+    not be installed)."""
+    from common.backends import BACKENDS
+    from common.backends.base import Backend
+
+    wanted = {name for name in vars(Backend) if not name.startswith("_")} | \
+        set(Backend.__annotations__)
+    for name in BACKENDS:
+        tree = ast.parse((ROOT / "common" / "backends" / f"{name}.py").read_text())
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)} | \
+            {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+             for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+             if isinstance(target, ast.Name)}
+        assert wanted <= defined, (name, sorted(wanted - defined))
+    assert not calls("getattr", [ROOT / "common" / "offers.py",
+                                 ROOT / "common" / "backends" / "__init__.py"])

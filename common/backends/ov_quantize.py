@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -84,31 +84,39 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
 
 def quantizer(model, calibration: Calibration, recipe: dict) -> Callable[..., object]:
     """quantize(kinds=()): NNCF's INT8 of `model` with the recipe, those kinds of layer in float."""
+    inputs = [port.get_any_name() for port in model.inputs]
+    samples = [{name: batch[name] for name in inputs}
+               for batch in make_batches(calibration.encoded, batch_size=1).inputs]
+
+    def quantize(kinds=()) -> object:
+        types = ("ScaledDotProductAttention",) if recipe["float_attention"] else ()
+        names = (*recipe["ignored_patterns"],
+                 *fidelity.patterns((*recipe["float_kinds"], *kinds)))
+        return nncf_int8(model, samples, recipe, types, names)
+
+    return quantize
+
+
+def nncf_int8(model, samples: list, settings: dict, float_types: Sequence[str] = (),
+              float_patterns: Sequence[str] = ()) -> object:
+    """NNCF's post-training INT8 of `model` (an OpenVINO IR, or a PyTorch module: distillation's
+    student) on `samples` (each one model input, all of them used), with the settings' preset,
+    SmoothQuant and bias correction (distillation.NNCF_SETTINGS), the operations of those types
+    and names left in float: the one place NNCF is set up."""
     with warnings.catch_warnings():  # NNCF releases warn of their own deprecations
         warnings.simplefilter("ignore")
         import nncf
         from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
                                                            AdvancedSmoothQuantParameters)
-    inputs = [port.get_any_name() for port in model.inputs]
-    samples = [{name: batch[name] for name in inputs}
-               for batch in make_batches(calibration.encoded, batch_size=1).inputs]
     advanced = AdvancedQuantizationParameters(
-        smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=recipe["smooth_quant_alpha"]),
-        disable_bias_correction=not recipe["bias_correction"])
-    settings = dict(subset_size=len(samples), preset=nncf.QuantizationPreset(recipe["preset"]),
-                    model_type=nncf.ModelType.TRANSFORMER,
-                    fast_bias_correction=recipe["fast_bias_correction"])
-
-    def ignored(kinds=()) -> Optional[object]:
-        types = ["ScaledDotProductAttention"] if recipe["float_attention"] else []
-        names = [*recipe["ignored_patterns"], *fidelity.patterns((*recipe["float_kinds"], *kinds))]
-        return nncf.IgnoredScope(types=types, patterns=names, validate=False) \
-            if types or names else None
-
-    def quantize(kinds=()) -> object:
-        with warnings.catch_warnings(), loggers_at_error("nncf"), stdout_to_progress():
-            warnings.simplefilter("ignore")  # its progress display goes to stdout: moved
-            return nncf.quantize(model, nncf.Dataset(samples), advanced_parameters=advanced,
-                                 ignored_scope=ignored(kinds), **settings)
-
-    return quantize
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=settings["smooth_quant_alpha"]),
+        disable_bias_correction=not settings["bias_correction"])
+    ignored = nncf.IgnoredScope(types=list(float_types), patterns=list(float_patterns),
+                                validate=False) if float_types or float_patterns else None
+    with warnings.catch_warnings(), loggers_at_error("nncf"), stdout_to_progress():
+        warnings.simplefilter("ignore")  # its progress display goes to stdout: moved
+        return nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
+                             preset=nncf.QuantizationPreset(settings["preset"]),
+                             model_type=nncf.ModelType.TRANSFORMER,
+                             fast_bias_correction=settings["fast_bias_correction"],
+                             advanced_parameters=advanced, ignored_scope=ignored)
