@@ -1,6 +1,6 @@
 """BERT-base fine-tuned on SST-2, built for 4 chips, against the PyTorch reference on the CPU."""
-from common.launch import launch
-from common.spec import ProofPoint
+from common.run.launch import launch
+from common.run.spec import ProofPoint
 
 SPEC = ProofPoint(name="bert_base", description=__doc__, model="howey/bert-base-uncased-sst2",
                   num_chips=4)

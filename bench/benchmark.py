@@ -32,18 +32,19 @@ from bench.report import rows_table
 from common.backends import onnxruntime as ort_backend
 from common.backends import openvino as ov_backend
 from common.backends import torch_compile as tc_backend
-from common import gpu
-from common.backends.base import BuildOptions, Calibration, Runner
+from common.host import gpu
+from common.backends.base import BuildOptions, Runner
+from common.inputs.calibration import Calibration
 from common.backends.torch_ref import reference_runner
-from common.batching import Encoded, make_batches, tokenize
-from common.cache import BuildCache
-from common.calibration import draw_calibration, draw_indices
-from common.checkpoints import Checkpoint, checkpoint_of, load_checkpoint
-from common.cpu import usable_cpus
-from common.evaluate import evaluate, measure, run_metrics
-from common.export import model_input_names
-from common.paths import ROOT
-from common.examples import load_examples
+from common.inputs.batching import Encoded, make_batches, tokenize
+from common.builds.cache import BuildCache
+from common.inputs.calibration import draw_calibration, draw_indices
+from common.inputs.checkpoints import Checkpoint, checkpoint_of, load_checkpoint
+from common.host.cpu import usable_cpus
+from common.run.evaluate import evaluate, measure, run_metrics
+from common.backends.export import model_input_names
+from common.host.paths import ROOT
+from common.inputs.examples import load_examples
 
 SHAPES = {"tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
           "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)}

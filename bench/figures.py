@@ -16,8 +16,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from common.paths import ROOT, SHARED
-from common.cpu import cpu_info
+from common.host.paths import ROOT, SHARED
+from common.host.cpu import cpu_info
 
 MINILM = ["--model", "../shared/models/minilm-l6-sst2",  # relative to ROOT, where they run
           "--dataset", "../shared/data/sst2/validation.tsv"]

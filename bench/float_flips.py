@@ -4,7 +4,7 @@ the SST-2 validation set and a seeded sample of training sentences, at the proof
 
 Why: the trial sees at most a few hundred sentences; a gate of "no flip at all" sends `auto` to a
 build twice as slow whenever one sentence on the decision boundary flips. The flip rate measured
-here says how many of the trial's sentences a sound build flips (common/trial.py, BOUNDARY).
+here says how many of the trial's sentences a sound build flips (common/run/trial.py, BOUNDARY).
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import numpy as np
 from common.backends import backend_module
 from common.backends.base import BuildOptions
 from common.backends.torch_ref import reference_runner
-from common.batching import make_batches, tokenize
-from common.cache import BuildCache
-from common.calibration import draw_indices
-from common.checkpoints import load_checkpoint
-from common.evaluate import evaluate
-from common.paths import ROOT, SHARED
-from common.examples import load_examples
-from common.trial import allowed_disagreements, SHARE
+from common.inputs.batching import make_batches, tokenize
+from common.builds.cache import BuildCache
+from common.inputs.calibration import draw_indices
+from common.inputs.checkpoints import load_checkpoint
+from common.run.evaluate import evaluate
+from common.host.paths import ROOT, SHARED
+from common.inputs.examples import load_examples
+from common.run.trial import allowed_disagreements, SHARE
 
 CHECKPOINTS = (ROOT / "models" / "bert-tiny-sst2", SHARED / "models" / "minilm-l6-sst2")
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common import schemas
-from common.cpu import cpu_info, cpu_summary
-from common.files import write_atomic
-from common.paths import ROOT, SHARED
-from common.provenance import started
+from common.run import schemas
+from common.host.cpu import cpu_info, cpu_summary
+from common.host.files import write_atomic
+from common.host.paths import ROOT, SHARED
+from common.host.provenance import started
 
 RECORD_VERSION = 1
 # experiment -> module of bench/, in the order `python -m bench` lists them
@@ -33,7 +33,7 @@ EXPERIMENTS = {
     "speed": "benchmark", "int8-variants": "int8_variants", "layer-gaps": "layer_gaps",
     "ov-buckets": "ov_buckets", "float-flips": "float_flips", "trial-cost": "trial_cost",
     "decision-reuse": "decision_reuse", "startup": "startup", "interrupt-window": "interrupt_window",
-    "nncf-releases": "nncf_releases", "two-machines": "two_machines",
+    "nncf-releases": "nncf_releases", "two-machines": "two_machines", "house": "house",
 }
 # commands that write no record of their own
 COMMANDS = {"figures": "figures", "report": "report"}
@@ -97,8 +97,8 @@ def model_arguments(p: argparse.ArgumentParser, calibration_samples: int = 1000)
 
 @dataclass
 class Inputs:
-    checkpoint: object  # common.checkpoints.Checkpoint
-    examples: object  # common.examples.Examples
+    checkpoint: object  # common.inputs.checkpoints.Checkpoint
+    examples: object  # common.inputs.examples.Examples
     batches: object  # the evaluated sentences, batches of 32 at max length 128
     calibration: object  # common.backends.base.Calibration
 
@@ -106,10 +106,10 @@ class Inputs:
 def load(args: argparse.Namespace, validation: int = 0, distillation: int = 0) -> Inputs:
     """The checkpoint, the evaluated sentences and the calibration samples (with a validation
     slice and distillation rows where asked), drawn as bert_quantize.py draws them."""
-    from common.batching import make_batches, tokenize
-    from common.calibration import draw_calibration
-    from common.checkpoints import load_checkpoint
-    from common.examples import load_examples
+    from common.inputs.batching import make_batches, tokenize
+    from common.inputs.calibration import draw_calibration
+    from common.inputs.checkpoints import load_checkpoint
+    from common.inputs.examples import load_examples
 
     checkpoint = load_checkpoint(args.model)
     examples = load_examples(args.dataset)

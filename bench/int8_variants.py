@@ -19,10 +19,10 @@ from bench.report import variants_table
 from common.backends import backend_module
 from common.backends.base import BuildOptions
 from common.backends.torch_ref import reference_runner
-from common.cache import BuildCache
-from common.cli import DEFAULT_VALIDATION_SAMPLES
-from common.distillation import BATCH
-from common.evaluate import evaluate, measure, run_metrics
+from common.builds.cache import BuildCache
+from common.run.cli import DEFAULT_VALIDATION_SAMPLES
+from common.backends.distillation import BATCH
+from common.run.evaluate import evaluate, measure, run_metrics
 
 # (label, BuildOptions fields over static INT8); the first of each backend is its default
 VARIANTS = {
@@ -82,7 +82,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    help="--frontier: the slice --min-agreement searches on")
     p.add_argument("--distill-steps", type=int, default=0,
                    help="--frontier, OpenVINO: also the distilled model and each target with "
-                        "distillation tried first (common/distillation.py)")
+                        "distillation tried first (common/backends/distillation.py)")
     p.add_argument("--rounds", type=int, default=3, help="timed passes per runner (median counts)")
     p.add_argument("--only", help="comma-separated variant numbers (0 = default) to build")
 

@@ -4,7 +4,7 @@ delay after that line (spread evenly over --after), and its exit is counted by t
 Exit 130 with the interrupted line is the promise ("finished first": exit 0 with its results
 written before the signal was sent, or whole as it came past the run's last moment); -11 is a
 crash (the window where two freed OpenVINO builds left the thread a dangling alternate signal
-stack, common/interrupt.py)."""
+stack, common/host/interrupt.py)."""
 from __future__ import annotations
 
 import argparse
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.paths import ROOT
-from common.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED
+from common.host.paths import ROOT
+from common.run.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED
 
 COMMAND = ["bert_tiny.py", "--model", "models/bert-tiny-sst2", "--dataset",
            "data/sst2/validation.tsv", "--limit", "96", "--repeats", "1"]

@@ -1,5 +1,5 @@
 """Where INT8's error is: the logit gap to the float model left when one kind of layer is kept in
-float in one layer, or in every layer (why --min-agreement searches kinds, common/fidelity.py).
+float in one layer, or in every layer (why --min-agreement searches kinds, common/builds/fidelity.py).
 
 OpenVINO builds through the product's backend (recipe `ignored_patterns` for one layer, `float_kinds`
 for every layer), calibrated like bert_quantize.py, scored at fp32 on a validation slice drawn as
@@ -15,13 +15,13 @@ import numpy as np
 
 from bench.harness import load, model_arguments
 from bench.report import gaps_table
-from common import fidelity
+from common.builds import fidelity
 from common.backends import backend_module
 from common.backends.base import BuildOptions
 from common.backends.torch_ref import reference_runner
-from common.batching import make_batches
-from common.cache import BuildCache
-from common.evaluate import evaluate
+from common.inputs.batching import make_batches
+from common.builds.cache import BuildCache
+from common.run.evaluate import evaluate
 
 
 def in_layer(kind: str, layer: int) -> str:
@@ -33,7 +33,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     model_arguments(p)
     p.add_argument("--validation-samples", type=int, default=2000)
     p.add_argument("--kinds", default="feed-forward output,feed-forward input",
-                   help="comma-separated kinds (common/fidelity.py KINDS) to take layer by layer")
+                   help="comma-separated kinds (common/builds/fidelity.py KINDS) to take layer by layer")
 
 
 def run(args: argparse.Namespace) -> dict:

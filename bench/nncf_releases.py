@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common.paths import ROOT
+from common.host.paths import ROOT
 
 RELEASES = (("2.15.0", "2025.0.0"), ("2.16.0", "2025.1.0"), ("2.18.0", "2025.3.0"))
 QUANTIZE = ["bert_quantize.py", "--model", "../shared/models/minilm-l6-sst2",

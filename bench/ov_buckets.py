@@ -19,10 +19,10 @@ from bench.harness import load, model_arguments
 from bench.report import buckets_table
 from common.backends import openvino as ov_backend
 from common.backends.base import BuildOptions
-from common.batching import Batch, Batches
-from common.cache import BuildCache
-from common.evaluate import measure
-from common.metrics import spread
+from common.inputs.batching import Batch, Batches
+from common.builds.cache import BuildCache
+from common.run.evaluate import measure
+from common.builds.metrics import spread
 
 
 def padded(batch: Batch, bucket: int) -> Batch:

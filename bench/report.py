@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from bench.result_files import PROOF_POINTS, cpu_line
-from common.paths import ROOT
-from common.files import write_atomic
-from common.results import spread_cell
+from common.host.paths import ROOT
+from common.host.files import write_atomic
+from common.run.results import spread_cell
 
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 # a real checkpoint; random weights (tables only: no agreement worth charting)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench.harness import proof_point
-from common.metrics import spread
+from common.builds.metrics import spread
 
 CASES = {"--help": ["--help"], "a bad flag": ["--bogus"]}
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import proof_point
-from common.paths import ROOT
+from common.host.paths import ROOT
 
 BASE_SHAPE = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
                   intermediate_size=3072)

@@ -27,19 +27,19 @@ atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.paths import ROOT, SHARED  # noqa: E402
+from common.host.paths import ROOT, SHARED  # noqa: E402
 
 # The suite must pass whatever CPU runs it: PROOF_POINTS_TEST_CPU=<a results JSON> makes every
 # in-process test see that file's CPU (model, family and model numbers, matrix flags) instead of
 # this host's, e.g. each CPU under bench/results in turn. Patched before any module of the project
 # takes its own reference to cpu_info.
 if os.environ.get("PROOF_POINTS_TEST_CPU"):
-    import common.cpu  # noqa: E402
+    import common.host.cpu  # noqa: E402
 
     _env = json.loads(Path(os.environ["PROOF_POINTS_TEST_CPU"]).read_text())["environment"]
     _as_recorded = {"model": _env["cpu"], "family": _env.get("cpu_family", ""),
                     "logical_cpus": os.cpu_count(), "flags": _env["cpu_flags"]}
-    common.cpu.cpu_info = lambda: _as_recorded
+    common.host.cpu.cpu_info = lambda: _as_recorded
 
 
 # Where a Ctrl-C can land between two steps that touch the disk: the project's code and the
@@ -54,7 +54,7 @@ def ctrl_c_at_each_line(prepare: Callable[[], None], action: Callable[[], object
     time with a real SIGINT sent to this process, under the proof points' handler, as the n-th of
     action's lines that touches_files() runs; yields n after each run, until a run ends before its
     n-th line. A SIGINT that a held() step recorded is raised after the run."""
-    from common import interrupt
+    from common.host import interrupt
 
     previous = signal.getsignal(signal.SIGINT)
     try:
@@ -190,7 +190,7 @@ def sensitive_tiny(tmp_path_factory):
     activations then lose enough of the others to flip a few answers."""
     import torch
 
-    from common.checkpoints import load_checkpoint
+    from common.inputs.checkpoints import load_checkpoint
 
     folder = tmp_path_factory.mktemp("sensitive") / "bert-tiny"
     shutil.copytree(ROOT / "models" / "bert-tiny-sst2", folder)
@@ -243,7 +243,7 @@ SIMULATED_GPU = {"name": "Simulated GPU", "memory_bytes": 80 * 2**30, "compute_c
 def simulated_gpu(monkeypatch):
     import torch
 
-    from common import gpu
+    from common.host import gpu
 
     monkeypatch.setattr(gpu, "cuda_problem", lambda: None)
     monkeypatch.setattr(gpu, "torch_device", lambda device: torch.device("cpu"))
@@ -262,7 +262,7 @@ def cpu_unless_marked_gpu(request, monkeypatch):
     """The suite runs on the CPU on a GPU host too, as it does in CI (`--device auto` would
     otherwise take the GPU in many tests); only the tests marked `gpu` see the GPU, and they are
     skipped where torch can use none."""
-    from common import gpu
+    from common.host import gpu
 
     if request.node.get_closest_marker("gpu"):
         problem = gpu.cuda_problem()
@@ -277,7 +277,7 @@ def cpu_unless_marked_gpu(request, monkeypatch):
 @pytest.fixture
 def no_gpu(monkeypatch):
     """Whatever this host has, torch finds no GPU."""
-    from common import gpu
+    from common.host import gpu
 
     monkeypatch.setattr(gpu, "cuda_problem", lambda: "torch 2.x (CUDA 13.0) finds no usable GPU")
     monkeypatch.setattr(gpu, "gpu_info", lambda: None)

@@ -6,7 +6,7 @@ import torch
 import transformers
 
 import bert_tiny
-from common.proofpoint import main
+from common.run.proofpoint import main
 from conftest import OV, make_checkpoint
 
 KINDS = ["distilbert", "roberta", "electra", "albert", "minilm"]
@@ -31,7 +31,7 @@ def test_each_architecture_builds_and_agrees_with_pytorch(checkpoint_of_kind, ba
 
 
 def test_distilbert_gets_no_token_type_ids():
-    from common.export import model_input_names
+    from common.backends.export import model_input_names
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     model = DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_layers=1, n_heads=2,
@@ -63,7 +63,7 @@ def test_a_model_that_does_not_export_is_one_line_naming_its_architecture(
 def test_an_export_that_answers_differently_is_refused(tiny_checkpoint, data_file, tmp_path,
                                                        capsys, monkeypatch):
     """Never a wrong export: a graph whose logits differ from PyTorch's is not built from."""
-    from common import export
+    from common.backends import export
 
     forward = export.LogitsByName.forward
     monkeypatch.setattr(export.LogitsByName, "forward", lambda self, *x: forward(self, *x) * 1.5)
@@ -78,11 +78,11 @@ def test_every_weight_matmul_of_each_architecture_is_of_one_kind_for_min_agreeme
     export has all six kinds, and no operation in two of them."""
     import onnx
 
-    from common import fidelity
-    from common.batching import make_batches, tokenize
-    from common.cache import BuildCache
-    from common.checkpoints import load_checkpoint
-    from common.export import EXPORT_FILE, cached_export
+    from common.builds import fidelity
+    from common.inputs.batching import make_batches, tokenize
+    from common.builds.cache import BuildCache
+    from common.inputs.checkpoints import load_checkpoint
+    from common.backends.export import EXPORT_FILE, cached_export
 
     kind, folder = checkpoint_of_kind
     checkpoint = load_checkpoint(str(folder))

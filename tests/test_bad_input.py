@@ -11,7 +11,7 @@ import pytest
 
 import bert_quantize
 import bert_tiny
-from common.proofpoint import main
+from common.run.proofpoint import main
 from conftest import OV, ROOT, make_checkpoint, requires_openvino, write_data
 
 
@@ -173,7 +173,7 @@ def test_unwritable_cache_folder(tmp_path, tiny_checkpoint, data_file, capsys):
 
 def test_results_are_replaced_whole(tmp_path, tiny_checkpoint, data_file, monkeypatch, capsys):
     """A failure while writing the results leaves the previous file intact and no temporary behind."""
-    import common.files
+    import common.host.files
 
     results = tmp_path / "r.json"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
@@ -184,7 +184,7 @@ def test_results_are_replaced_whole(tmp_path, tiny_checkpoint, data_file, monkey
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(common.files.os, "fsync", disk_full)
+    monkeypatch.setattr(common.host.files.os, "fsync", disk_full)
     capsys.readouterr()
     assert exit_code(bert_tiny.SPEC, argv) == 2
     assert_ends_in_one_error_line(capsys.readouterr().err, r"cannot write '.*r.json': No space left")
@@ -200,7 +200,7 @@ def test_ctrl_c_during_a_build_leaves_no_entry(tmp_path, tiny_checkpoint, data_f
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("common.export"), "export_onnx", interrupted)
+    monkeypatch.setattr(importlib.import_module("common.backends.export"), "export_onnx", interrupted)
     cache = tmp_path / "cache"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir", str(cache),
             "--json", str(tmp_path / "r.json"), "--backend", backend]

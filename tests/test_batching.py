@@ -1,7 +1,7 @@
 import numpy as np
 from transformers import AutoTokenizer
 
-from common.batching import make_batches, tokenize
+from common.inputs.batching import make_batches, tokenize
 
 
 def test_length_sorted_batches_come_back_in_dataset_order(tiny_checkpoint):

@@ -58,7 +58,7 @@ def test_the_record_schema_refuses_a_record_without_what_ran_or_where(tmp_path, 
     import jsonschema
 
     from bench.harness import write_record
-    from common.provenance import started
+    from common.host.provenance import started
 
     path = tmp_path / "r.json"
     write_record(path, "startup", started(["python", "-m", "bench", "startup"]), {"results": {}})
@@ -147,11 +147,36 @@ def test_a_record_that_does_not_match_its_schema_is_not_written(tmp_path):
     """Checked as it is written: an experiment's record under a name no schema knows raises,
     naming the field, and leaves no file (nor the one it would replace changed)."""
     from bench.harness import write_record
-    from common.provenance import started
-    from common.schemas import RecordInvalid
+    from common.host.provenance import started
+    from common.run.schemas import RecordInvalid
 
     path = tmp_path / "r.json"
     path.write_text("the earlier record\n")
     with pytest.raises(RecordInvalid, match=r"docs/bench-record.schema.json at bench: "):
         write_record(path, "bench/startup.py", started(["python", "-m", "bench"]), {})
     assert path.read_text() == "the earlier record\n" and list(tmp_path.iterdir()) == [path]
+
+
+def test_house_reads_a_trees_structure(tmp_path):
+    """On a tree made here: a module and a package that import each other (no module importing
+    itself round a circle) is one import running back up; the longest chain is counted in
+    modules; device questions and precision spellings are counted where they are."""
+    from argparse import Namespace
+
+    from bench.house import run
+
+    pkg = tmp_path / "common" / "pkg"
+    pkg.mkdir(parents=True)
+    for init in (tmp_path / "common" / "__init__.py", pkg / "__init__.py"):
+        init.write_text("")
+    (tmp_path / "common" / "a.py").write_text(
+        "from .pkg import b\n\ndef f(p):\n    return p == 'int8' or resolve_device('auto')\n")
+    (pkg / "b.py").write_text("def g():\n    from .. import c\n")
+    (tmp_path / "common" / "c.py").write_text("x = f'int8+{1}'\n")
+    figures = run(Namespace(tree=tmp_path))
+    assert figures["modules"] == 3 and figures["import_depth"] == 3  # a -> pkg.b -> c
+    assert figures["imports_back_up"] == []
+    assert figures["device_questions"] == {"common.a": 1}
+    assert figures["precision_spelled"] == {"common.a": 1, "common.c": 1}
+    (pkg / "d.py").write_text("from .. import a\n")  # the package imports the module back
+    assert run(Namespace(tree=tmp_path))["imports_back_up"] == ["common.a <-> common.pkg"]

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from common.cache import BuildCache
-from common.errors import UserError
-from common.files import remove_unfinished, write_atomic
+from common.builds.cache import BuildCache
+from common.host.errors import UserError
+from common.host.files import remove_unfinished, write_atomic
 from conftest import ctrl_c_at_each_line
 
 

@@ -10,9 +10,9 @@ import pytest
 import bert_base
 import bert_quantize
 import bert_tiny
-from common.checkpoints import load_checkpoint
-from common.files import file_sha256
-from common.proofpoint import main
+from common.inputs.checkpoints import load_checkpoint
+from common.host.files import file_sha256
+from common.run.proofpoint import main
 from conftest import OV, ROOT, SENTENCES, requires_openvino
 
 RUN_KEYS = {"name", "role", "backend", "device", "precision", "accuracy", "agreement",
@@ -202,7 +202,7 @@ def test_float_sentiment_labels_and_flags_that_did_nothing_are_said(tiny_checkpo
                                                                      tmp_path, capsys):
     """The original's SST layout (float labels) is binarised and said; GroqFlow's flags on a CPU
     backend are noted instead of silently ignored."""
-    from common.examples import BINARIZED
+    from common.inputs.examples import BINARIZED
 
     out = tmp_path / "sst.json"
     data = ROOT / "tests" / "data" / "sst-float-labels.tsv"
@@ -255,7 +255,7 @@ def test_ctrl_c_during_a_cold_build_is_one_line_for_the_whole_process_group(tmp_
 
 def test_hyper_threads_of_one_core_count_once(tmp_path):
     """torch and OpenVINO default to a thread per physical core: so does the shared count."""
-    from common.cpu import physical_cores
+    from common.host.cpu import physical_cores
 
     for cpu, (package, core) in enumerate([(0, 0), (0, 0), (0, 1), (0, 1), (1, 0)]):
         topology = tmp_path / f"cpu{cpu}" / "topology"
@@ -292,8 +292,8 @@ def test_every_script_parses_to_the_same_typed_settings_and_a_float_script_has_i
     import bert_base
     import bert_quantize
     import bert_tiny
-    from common.cli import parse_command_line
-    from common.settings import Settings, settings_from
+    from common.run.cli import parse_command_line
+    from common.run.settings import Settings, settings_from
 
     tiny, base, quantize = (parse_command_line(s.SPEC, []) for s in (bert_tiny, bert_base,
                                                                      bert_quantize))
@@ -311,8 +311,8 @@ def test_a_results_file_that_would_not_match_its_schema_is_not_written(tiny_chec
                                                                         tmp_path, monkeypatch):
     """The results JSON is checked against docs/results.schema.json as it is written: a field
     the schema does not know (a writer's mistake) raises, naming it, and leaves no file."""
-    from common import proofpoint
-    from common.schemas import RecordInvalid
+    from common.run import proofpoint
+    from common.run.schemas import RecordInvalid
 
     document = proofpoint.results_document
     monkeypatch.setattr(proofpoint, "results_document",

@@ -1,14 +1,15 @@
 """--distill-steps: INT8 distilled from the float model, tried before --min-agreement's kinds search
-(common/distillation.py); the decision between them is tested on stand-ins in test_fidelity.py."""
+(common/backends/distillation.py); the decision between them is tested on stand-ins in test_fidelity.py."""
 import json
 
 import numpy as np
 import pytest
 
 import bert_quantize
-from common.backends.base import BuildOptions, Calibration, Candidate
-from common.paths import ROOT
-from common.proofpoint import main
+from common.backends.base import BuildOptions, Candidate
+from common.inputs.calibration import Calibration
+from common.host.paths import ROOT
+from common.run.proofpoint import main
 from conftest import OV, make_checkpoint, requires_openvino, valid_results
 
 
@@ -56,8 +57,8 @@ def onnx_weight_types(path) -> list[str]:
     pytest.param("openvino", "ov-int8", marks=requires_openvino), ("onnxruntime", "ort-int8")])
 def test_distillation_that_reaches_the_target_runs_with_every_matrix_product_int8(
         sensitive_tiny, tmp_path, capsys, backend, built):
-    from common.calibration import normalized
-    from common.examples import load_examples
+    from common.inputs.calibration import normalized
+    from common.inputs.examples import load_examples
 
     out, cache = tmp_path / "d.json", tmp_path / "c"
     train, validation = ROOT / "data/sst2/train.tsv.xz", ROOT / "data/sst2/validation.tsv"
@@ -97,7 +98,7 @@ def test_distillation_that_reaches_the_target_runs_with_every_matrix_product_int
 
 def _calibration(tokenizer, seed: int = 0, trained: str = "a fun film",
                  checked: str = "it") -> Calibration:
-    from common.batching import tokenize
+    from common.inputs.batching import tokenize
 
     def encoded(sentences):
         return tokenize(tokenizer, sentences, 128)
@@ -116,12 +117,12 @@ def test_a_distilled_model_is_reused_only_while_each_of_its_inputs_is_the_same(
         tiny_checkpoint, tmp_path, monkeypatch, backend, change):
     """Change one input of the distillation and it is trained again; change the float remainder,
     the target or the validation slice, which it does not depend on, and it is reused."""
-    from common import distillation
+    from common.backends import distillation
     from common.backends import backend_module
-    from common.batching import make_batches, tokenize
-    from common.cache import BuildCache
-    from common.checkpoints import load_checkpoint
-    from common.export import LogitsByName
+    from common.inputs.batching import make_batches, tokenize
+    from common.builds.cache import BuildCache
+    from common.inputs.checkpoints import load_checkpoint
+    from common.backends.export import LogitsByName
 
     trained = []
 
@@ -173,7 +174,7 @@ def test_a_distilled_model_is_reused_only_while_each_of_its_inputs_is_the_same(
 def test_distillation_rows_are_drawn_apart_from_calibration_slice_and_evaluation(train_file):
     from transformers import AutoTokenizer
 
-    from common.calibration import draw_calibration
+    from common.inputs.calibration import draw_calibration
 
     tokenizer = AutoTokenizer.from_pretrained(str(ROOT / "models/bert-tiny-sst2"))
     drawn = draw_calibration(str(train_file), None, 0, 10, tokenizer, 128, ["a fun film ."],
@@ -193,8 +194,8 @@ def test_distillation_rows_are_drawn_apart_from_calibration_slice_and_evaluation
 
 
 def test_distill_steps_without_min_agreement_is_said_under_the_table():
-    from common.cli import parse_command_line
-    from common.flags import check_flags
+    from common.run.cli import parse_command_line
+    from common.run.flags import check_flags
 
     def notes(*flags):
         args = parse_command_line(bert_quantize.SPEC, ["--distill-steps", "10", *flags])

@@ -10,7 +10,7 @@ import pytest
 import bert_quantize
 import bert_tiny
 from bench import report
-from common.proofpoint import main
+from common.run.proofpoint import main
 from conftest import ROOT, valid_results
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

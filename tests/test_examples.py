@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SENTENCES, write_data
 
-from common.errors import UserError
-from common.examples import BINARIZED, load_examples
+from common.host.errors import UserError
+from common.inputs.examples import BINARIZED, load_examples
 
 SST_FLOAT = ROOT / "tests" / "data" / "sst-float-labels.tsv"
 
@@ -52,7 +52,7 @@ def test_a_split_column_selects_rows_and_a_file_without_one_refuses_split(tmp_pa
 
 
 def test_which_split_each_dataset_is_evaluated_on(data_file):
-    from common.sources import calibration_wanted, data_wanted
+    from common.inputs.sources import calibration_wanted, data_wanted
 
     sst = data_wanted("dataset", "sst", None, "--dataset")
     assert (sst.name, sst.split) == ("stanfordnlp/sst", "test")  # the original proof points'

@@ -4,8 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from common import fidelity
-from common.errors import UserError
+from common.builds import fidelity
+from common.host.errors import UserError
 
 NAMES = [f"/model/bert/encoder/layer.{i}/{part}/MatMul" for i in range(2) for part in (
     "attention/self/query", "attention/self/key", "attention/self/value", "attention/output/dense",

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 
 import bert_tiny
-from common import evaluate, gpu, trial
+from common.run import evaluate, trial
+from common.host import gpu
 from common.backends import torch_compile as tc_backend
 from common.backends.base import BuildOptions, Runner
-from common.batching import Encoded, make_batches, tokenize
-from common.cache import BuildCache
-from common.checkpoints import load_checkpoint
-from common.errors import root_cause
-from common.proofpoint import main
+from common.inputs.batching import Encoded, make_batches, tokenize
+from common.builds.cache import BuildCache
+from common.inputs.checkpoints import load_checkpoint
+from common.host.errors import root_cause
+from common.run.proofpoint import main
 from conftest import ROOT, SENTENCES, make_checkpoint, valid_results
 
 # What our GPU machine's image lacks (../shared/device/README.md): these packages, and `python`

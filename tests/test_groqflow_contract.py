@@ -35,7 +35,7 @@ import torch
 import bert_base
 import bert_quantize
 import bert_tiny
-from common.proofpoint import main
+from common.run.proofpoint import main
 from conftest import SENTENCES, WORDS, valid_results, write_data
 
 ON_CHIP_S, END_TO_END_S = 0.000123, 0.000456  # recognisable in the report

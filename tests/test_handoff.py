@@ -9,12 +9,13 @@ import pytest
 
 import bert_quantize
 import bert_tiny
-import common.cpu
+import common.host.cpu
 import onnxruntime
-from common import calibration as calibration_module
-from common import export, proofpoint
+from common.inputs import calibration as calibration_module
+from common.backends import export
+from common.run import proofpoint
 from common.backends import onnxruntime as ort_backend
-from common.proofpoint import main
+from common.run.proofpoint import main
 from conftest import OV, make_checkpoint, requires_openvino, valid_results
 
 HOSTS = {"A": {"model": "Build Host CPU", "family": "family 6 model 143", "logical_cpus": 2,
@@ -25,7 +26,7 @@ HOSTS = {"A": {"model": "Build Host CPU", "family": "family 6 model 143", "logic
 
 def on_host(monkeypatch, name: str) -> None:
     """Every module that asks which CPU this is hears `name`'s."""
-    monkeypatch.setattr(common.cpu, "cpu_info", lambda: dict(HOSTS[name]))
+    monkeypatch.setattr(common.host.cpu, "cpu_info", lambda: dict(HOSTS[name]))
 
 
 def nothing_built(monkeypatch) -> None:
@@ -200,9 +201,9 @@ def test_a_min_agreement_build_on_another_cpu_keeps_its_layers_and_scores_its_sl
 def test_a_slice_scored_again_says_when_it_falls_short_there(monkeypatch, target, reached):
     """27 of 30 slice sentences answer as PyTorch does on the executing CPU: a 0.9 target is
     short there (its lower bound is under 0.9), a 0.5 target is reached."""
-    from common import handoff
+    from common.run import handoff
     from common.backends.base import Runner
-    from common.batching import Encoded
+    from common.inputs.batching import Encoded
 
     def predicting(wrong_below: int):  # class 1, but class 0 for sentences numbered below
         return lambda batch: np.stack([(batch["input_ids"][:, 1] >= wrong_below),

@@ -15,10 +15,10 @@ import pytest
 
 import bert_tiny
 from bench.interrupt_window import COMMAND, send_ctrl_c, start_cold_run
-from common import interrupt
-from common.cache import STATE_FILE, BuildCache
-from common.proofpoint import main
-from common.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED
+from common.host import interrupt
+from common.builds.cache import STATE_FILE, BuildCache
+from common.run.proofpoint import main
+from common.run.spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED
 from conftest import ROOT, requires_openvino
 
 MOMENTS = 30
@@ -33,7 +33,7 @@ LAST_MOMENT = 0.8
 # (imported before the setup: an import's memory could land where the stack was, and hide it)
 IMPORTS = """
 import os, signal, sys, time
-from common import interrupt
+from common.host import interrupt
 """
 SELF_INTERRUPT = """
 interrupt.install()
@@ -174,7 +174,7 @@ def test_a_ctrl_c_that_lands_while_the_results_are_written_is_said_and_changes_n
     window): recorded, not raised; the table and the file are whole, exit 0, and the last line
     says a Ctrl-C came as the run was finishing."""
     out = tmp_path / "out.json"
-    lands = ("import os, runpy, signal, sys; import common.proofpoint as run; "
+    lands = ("import os, runpy, signal, sys; import common.run.proofpoint as run; "
              "write = run.write_json; "
              "run.write_json = lambda *a: (os.kill(os.getpid(), signal.SIGINT), write(*a)); "
              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")

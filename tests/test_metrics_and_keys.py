@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from common.backends import onnxruntime as ort_backend
-from common.backends.base import BuildOptions, Calibration, Runner
-from common.batching import Encoded
-from common.evaluate import Evaluation, Timing, run_metrics, timed_rows
+from common.backends.base import BuildOptions, Runner
+from common.inputs.calibration import Calibration
+from common.inputs.batching import Encoded
+from common.run.evaluate import Evaluation, Timing, run_metrics, timed_rows
 from conftest import requires_openvino
 
 
@@ -54,7 +55,7 @@ def test_each_latency_is_named_for_what_was_measured_and_none_is_made_up():
 
 
 def test_a_busy_machine_is_said_under_the_table():
-    from common.results import format_notes
+    from common.run.results import format_notes
 
     labels = np.array([1, 0])
     evaluation = Evaluation(_runner("steady"), np.array([[0, 1], [1, 0]], np.float32), 1.0)
@@ -71,8 +72,8 @@ def test_a_busy_machine_is_said_under_the_table():
 
 
 def test_rounds_alternate_which_runner_goes_first():
-    from common.batching import make_batches
-    from common.evaluate import measure
+    from common.inputs.batching import make_batches
+    from common.run.evaluate import measure
 
     calls = []
 
@@ -101,8 +102,8 @@ def test_both_runners_time_the_same_sentences_and_batch1_times_one_call_each(mon
     """Whatever subset the rounds time, the reference and the build time the same rows; batch-1
     latency is one call per sentence, read from the clock around each call (a fake clock here,
     that each call moves on by a known step)."""
-    import common.evaluate as evaluate_module
-    from common.evaluate import time_both
+    import common.run.evaluate as evaluate_module
+    from common.run.evaluate import time_both
 
     clock = [0.0]
     monkeypatch.setattr(evaluate_module.time, "perf_counter", lambda: clock[0])
@@ -141,9 +142,9 @@ def test_both_runners_time_the_same_sentences_and_batch1_times_one_call_each(mon
 
 def _built_entry(tiny_checkpoint, cache_dir, options, calibration=None):
     """Whether ONNX Runtime's INT8 build of these options was found in the cache."""
-    from common.batching import make_batches, tokenize
-    from common.cache import BuildCache
-    from common.checkpoints import load_checkpoint
+    from common.inputs.batching import make_batches, tokenize
+    from common.builds.cache import BuildCache
+    from common.inputs.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
@@ -152,7 +153,7 @@ def _built_entry(tiny_checkpoint, cache_dir, options, calibration=None):
 
 
 def _calibration(checkpoint_dir, sentence):
-    from common.batching import tokenize
+    from common.inputs.batching import tokenize
     from transformers import AutoTokenizer
 
     encoded = tokenize(AutoTokenizer.from_pretrained(checkpoint_dir), [sentence], 128)
@@ -182,9 +183,9 @@ def test_a_build_is_reused_only_while_options_versions_recipe_and_calibration_ar
 
 
 def test_onnxruntime_builds_ignore_the_groqflow_chip_count(tiny_checkpoint, tmp_path):
-    from common.batching import make_batches, tokenize
-    from common.cache import BuildCache
-    from common.checkpoints import load_checkpoint
+    from common.inputs.batching import make_batches, tokenize
+    from common.builds.cache import BuildCache
+    from common.inputs.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
@@ -211,11 +212,11 @@ def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, m
     (fidelity.KINDS), the CPU whose arithmetic the search scored on or (OpenVINO: its INT8 IR
     serves every remainder, but the search scored at one) the float remainder it was searched
     at, and the searched INT8 build is not reused."""
-    from common import fidelity
+    from common.builds import fidelity
     from common.backends import backend_module
-    from common.batching import make_batches, tokenize
-    from common.cache import BuildCache
-    from common.checkpoints import load_checkpoint
+    from common.inputs.batching import make_batches, tokenize
+    from common.builds.cache import BuildCache
+    from common.inputs.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     example = make_batches(tokenize(checkpoint.tokenizer, ["good film"], 128), 1).inputs[0]
@@ -237,10 +238,10 @@ def test_the_min_agreement_rule_is_in_the_build_key(tiny_checkpoint, tmp_path, m
         (kind, pattern), *rest = fidelity.KINDS
         monkeypatch.setattr(fidelity, "KINDS", ((kind, pattern + "|.*/no_such_op/.*"), *rest))
     elif change == "cpu":
-        from common.backends import base
+        from common.inputs import calibration as calibration_module
 
-        monkeypatch.setattr(base, "cpu_identity", lambda: {"cpu": "another", "family": "",
-                                                           "flags": []})
+        monkeypatch.setattr(calibration_module, "cpu_identity",
+                            lambda: {"cpu": "another", "family": "", "flags": []})
     else:
         options = BuildOptions(precision="int8", remainder="bf16", min_agreement=0.5)
     assert hit() is False

@@ -5,10 +5,10 @@ import numpy as np
 
 import bert_tiny
 from common.backends.base import Runner
-from common.evaluate import Evaluation
-from common.mismatches import HEADER, write_mismatches
-from common.proofpoint import main
-from common.examples import Examples
+from common.run.evaluate import Evaluation
+from common.run.mismatches import HEADER, write_mismatches
+from common.run.proofpoint import main
+from common.inputs.examples import Examples
 
 
 def _evaluation(logits):

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 import bert_tiny
-from common.backends.base import Calibration
-from common.batching import tokenize
-from common.checkpoints import load_checkpoint, model_identity, tokenizer_fingerprint
-from common.proofpoint import main
-from conftest import SENTENCES
+from common.inputs.calibration import Calibration
+from common.inputs.batching import tokenize
+from common.inputs.checkpoints import load_checkpoint, model_identity, tokenizer_fingerprint
+from common.run.proofpoint import main
 
 
 def _run(checkpoint, data_file, cache_dir, out, *extra):

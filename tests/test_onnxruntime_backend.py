@@ -4,10 +4,10 @@ import pytest
 from common.backends import onnxruntime as ort_backend
 from common.backends.base import BuildOptions
 from common.backends.torch_ref import reference_runner
-from common.batching import make_batches, tokenize
-from common.cache import BuildCache
-from common.checkpoints import load_checkpoint
-from common.export import eager_attention_copy, export_onnx
+from common.inputs.batching import make_batches, tokenize
+from common.builds.cache import BuildCache
+from common.inputs.checkpoints import load_checkpoint
+from common.backends.export import eager_attention_copy, export_onnx
 from conftest import SENTENCES
 
 
@@ -40,7 +40,7 @@ def test_bert_fusions_apply_to_the_exported_graph(tiny_checkpoint, tmp_path):
 
 def test_cuda_without_a_gpu_is_one_clear_line(tiny_checkpoint, data_file, tmp_path, capsys, no_gpu):
     import bert_tiny
-    from common.proofpoint import main
+    from common.run.proofpoint import main
 
     code = main(bert_tiny.SPEC, ["--model", str(tiny_checkpoint), "--dataset", str(data_file),
                                  "--cache-dir", str(tmp_path / "c"), "--device", "cuda"])
@@ -57,8 +57,8 @@ def test_onnxruntime_without_its_cuda_provider_offers_nothing_for_the_gpu(monkey
     trial, and asked for by name, one line saying why."""
     import onnxruntime
 
-    from common.offers import candidates_for
-    from common.errors import UserError
+    from common.run.offers import candidates_for
+    from common.host.errors import UserError
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     assert ort_backend.offers("cuda", None).every == ()
@@ -95,7 +95,7 @@ def test_fp16_build_has_half_weights_and_float_inputs_outputs(tiny_checkpoint, t
 
 
 def test_a_precision_onnxruntime_does_not_build_on_the_cpu_is_one_clear_line():
-    from common.errors import UserError
+    from common.host.errors import UserError
 
     with pytest.raises(UserError, match=r"^onnxruntime builds fp32 on cpu, not bf16$"):
         ort_backend.build(None, None, options=BuildOptions(precision="bf16"), cache=None)
@@ -108,7 +108,7 @@ def test_a_cuda_session_that_landed_on_the_cpu_is_refused_not_labelled_cuda(monk
     providers the session really got are read back."""
     import onnxruntime
 
-    from common.errors import UserError
+    from common.host.errors import UserError
 
     class SessionWithoutCuda:
         def __init__(self, path, options, providers):

@@ -9,16 +9,17 @@ pytest.importorskip("openvino")
 
 import bert_quantize
 import bert_tiny
-from common.offers import candidates_for
+from common.run.offers import candidates_for
 from common.backends import openvino as ov_backend
-from common.backends.base import BuildOptions, Calibration
+from common.backends.base import BuildOptions
+from common.inputs.calibration import Calibration
 from common.backends.torch_ref import reference_runner
-from common.batching import make_batches, tokenize
-from common.cache import BuildCache
-from common.checkpoints import load_checkpoint
-from common.cpu import usable_cpus
-from common.errors import UserError
-from common.proofpoint import main
+from common.inputs.batching import make_batches, tokenize
+from common.builds.cache import BuildCache
+from common.inputs.checkpoints import load_checkpoint
+from common.host.cpu import usable_cpus
+from common.host.errors import UserError
+from common.run.proofpoint import main
 from conftest import SENTENCES, chosen_by_the_rule
 
 

@@ -3,7 +3,7 @@ refused, and torch's dtypes map both ways."""
 import pytest
 import torch
 
-from common.precision import Precision, flag_choices
+from common.builds.precision import Precision, flag_choices
 
 
 def test_every_label_the_flags_take_parses_to_what_it_says():

@@ -6,9 +6,9 @@ import pytest
 from transformers import AutoTokenizer
 
 import bert_quantize
-from common.calibration import draw_calibration, draw_indices
-from common.errors import UserError
-from common.proofpoint import main
+from common.inputs.calibration import draw_calibration, draw_indices
+from common.host.errors import UserError
+from common.run.proofpoint import main
 from conftest import OV, ROOT, requires_openvino, write_data
 
 
@@ -111,8 +111,8 @@ def float_matmuls(entry) -> set[str]:
 @pytest.mark.parametrize("backend", [OV, "onnxruntime"])
 def test_min_agreement_keeps_kinds_of_layer_in_float_searched_on_a_slice_nobody_else_uses(
         sensitive_tiny, tmp_path, capsys, backend):
-    from common.calibration import normalized
-    from common.examples import load_examples
+    from common.inputs.calibration import normalized
+    from common.inputs.examples import load_examples
 
     out, cache = tmp_path / "ac.json", tmp_path / "c"
     train = ROOT / "data" / "sst2" / "train.tsv.xz"
@@ -170,11 +170,11 @@ def test_min_agreement_is_searched_on_the_model_as_it_runs_at_its_remainder(sens
 
     from common.backends.openvino import compile_ir
     from common.backends.ov_quantize import INT8_RECIPE, quantize_int8
-    from common.batching import make_batches, tokenize
-    from common.cache import BuildCache
-    from common.checkpoints import load_checkpoint
-    from common.export import EXPORT_FILE, cached_export
-    from common.examples import load_examples
+    from common.inputs.batching import make_batches, tokenize
+    from common.builds.cache import BuildCache
+    from common.inputs.checkpoints import load_checkpoint
+    from common.backends.export import EXPORT_FILE, cached_export
+    from common.inputs.examples import load_examples
 
     checkpoint = load_checkpoint(str(sensitive_tiny))
     evaluated = load_examples(str(ROOT / "data/sst2/validation.tsv"), limit=200).sentences
@@ -253,7 +253,7 @@ def test_min_agreement_a_slice_drawn_smaller_than_asked_is_checked_again_before_
 
 def test_min_agreement_where_only_groqflow_builds_is_one_line():
     from common.backends.base import Candidate
-    from common.offers import with_accuracy_control
+    from common.run.offers import with_accuracy_control
 
     with pytest.raises(UserError, match=r"^--min-agreement: groqflow cannot keep layers in float to "
                                         r"meet it; OpenVINO and ONNX Runtime can: --backend "

@@ -3,7 +3,7 @@ import json
 
 import bert_tiny
 from bench import report
-from common.proofpoint import main
+from common.run.proofpoint import main
 
 
 def test_report_renders_the_runs_numbers_and_rewrites_only_the_pages_block(

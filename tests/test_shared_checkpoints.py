@@ -11,10 +11,10 @@ import bert_quantize
 import bert_tiny
 from common.backends import backend_module
 from common.backends.torch_ref import reference_runner
-from common.batching import make_batches, tokenize
-from common.checkpoints import load_checkpoint
-from common.proofpoint import main
-from common.examples import load_examples
+from common.inputs.batching import make_batches, tokenize
+from common.inputs.checkpoints import load_checkpoint
+from common.run.proofpoint import main
+from common.inputs.examples import load_examples
 from conftest import OV, SHARED, chosen_by_the_rule, long_test, requires_openvino, requires_shared
 
 pytestmark = requires_shared

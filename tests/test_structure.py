@@ -97,8 +97,8 @@ def test_each_computation_has_one_home():
     compared by metrics.agreeing_rows (the argmax of logits compared nowhere else), NNCF is set up
     in ov_quantize.nncf_int8."""
     assert calls("InferenceSession") == {"common/backends/ort_session.py"}
-    assert calls("cache_key") == {"common/backends/base.py", "common/trial.py"}
-    assert calls("median") == {"common/metrics.py"}
+    assert calls("cache_key") == {"common/backends/base.py", "common/run/trial.py"}
+    assert calls("median") == {"common/builds/metrics.py"}
     assert calls("AdvancedQuantizationParameters") == {"common/backends/ov_quantize.py"}
     argmax_compared = set()
     for path in SOURCES:
@@ -107,7 +107,7 @@ def test_each_computation_has_one_home():
                     isinstance(side, ast.Call) and getattr(side.func, "attr", "") == "argmax"
                     for side in [node.left, *node.comparators]):
                 argmax_compared.add(path.relative_to(ROOT).as_posix())
-    assert argmax_compared == {"common/metrics.py"}
+    assert argmax_compared == {"common/builds/metrics.py"}
 
 
 def test_every_backend_defines_the_whole_contract():
@@ -126,5 +126,45 @@ def test_every_backend_defines_the_whole_contract():
              for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
              if isinstance(target, ast.Name)}
         assert wanted <= defined, (name, sorted(wanted - defined))
-    assert not calls("getattr", [ROOT / "common" / "offers.py",
+    assert not calls("getattr", [ROOT / "common" / "run" / "offers.py",
                                  ROOT / "common" / "backends" / "__init__.py"])
+
+
+# common/'s rooms, lowest first: a module imports from its own room and the rooms below it only
+ROOMS = ("host", "inputs", "builds", "backends", "run")
+
+
+def upward_imports() -> list[str]:
+    """Every import in common/ into a room above the importing module's (anywhere in the
+    module, an import inside a function too)."""
+    found = []
+    for path in sorted((ROOT / "common").rglob("*.py")):
+        parts = path.relative_to(ROOT / "common").parts
+        if len(parts) == 1:  # common/__init__.py
+            continue
+        rank = ROOMS.index(parts[0])
+        for target in imports(path):
+            room = target.split(".")[1] if target.count(".") >= 1 else None
+            if room in ROOMS and ROOMS.index(room) > rank:
+                found.append(f"{path.relative_to(ROOT)} -> {target}")
+    return found
+
+
+def test_common_is_rooms_and_no_import_runs_back_up():
+    """common/ holds rooms only (common/README.md's 'where things are'), and no module imports
+    from a room above its own."""
+    assert sorted(p.name for p in (ROOT / "common").iterdir()
+                  if p.is_dir() and p.name != "__pycache__") == sorted(ROOMS)
+    assert [p.name for p in (ROOT / "common").glob("*.py")] == ["__init__.py"]
+    assert upward_imports() == []
+
+
+def test_the_room_check_finds_an_import_running_up():
+    """The check reads imports inside functions too: one from host/ into run/ is found."""
+    module = ROOT / "common" / "host" / "zz_upward_probe.py"
+    module.write_text("def f():\n    from ..run import trial\n")
+    try:
+        assert sorted(upward_imports()) == ["common/host/zz_upward_probe.py -> common.run",
+                                            "common/host/zz_upward_probe.py -> common.run.trial"]
+    finally:
+        module.unlink()

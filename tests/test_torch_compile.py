@@ -10,14 +10,14 @@ import pytest
 
 import bert_quantize
 import bert_tiny
-from common.offers import candidates_for
+from common.run.offers import candidates_for
 from common.backends import torch_compile as tc_backend
 from common.backends.base import BuildOptions, Candidate
-from common.batching import make_batches, tokenize
-from common.cache import BuildCache
-from common.checkpoints import load_checkpoint
-from common.offers import compared_floats
-from common.proofpoint import main
+from common.inputs.batching import make_batches, tokenize
+from common.builds.cache import BuildCache
+from common.inputs.checkpoints import load_checkpoint
+from common.run.offers import compared_floats
+from common.run.proofpoint import main
 from conftest import OPENVINO, SENTENCES, make_checkpoint, valid_results
 
 
@@ -80,7 +80,7 @@ def test_auto_on_the_cpu_does_not_trial_it_and_naming_it_builds_fp32_and_bf16(no
     offer = candidates_for("torch_compile", "auto", None)
     assert [str(c) for c in offer.candidates] == ["torch_compile fp32", "torch_compile bf16"]
     assert offer.device == "cpu"
-    from common.errors import UserError
+    from common.host.errors import UserError
 
     with pytest.raises(UserError, match=r"^--quantization static is not built by torch_compile "
                                         r"\(it builds no INT8\)"):
@@ -142,7 +142,7 @@ def test_int8_on_a_gpu_host_runs_on_the_cpu_with_the_gpu_floats_timed_beside_it(
                                                                  "torch_compile bf16 on cuda"]
     assert compared_floats(single, "cuda", forced=True) == []
     assert compared_floats(single, "cpu") == []
-    from common.errors import UserError
+    from common.host.errors import UserError
 
     with pytest.raises(UserError, match=r"^no installed backend builds for --device cuda"):
         candidates_for("auto", "cuda", "static")
@@ -216,19 +216,19 @@ def test_the_cpu_its_kernels_are_compiled_for_is_in_its_key(example, tmp_path, m
                                                              quick_compile):
     """On the CPU, inductor's C++ kernels are compiled for the CPU's instruction sets: another
     CPU model or set of matrix flags compiles again, the same one reuses."""
-    import common.cpu
+    import common.host.cpu
 
     checkpoint, batch = example
     cache = BuildCache(tmp_path / "cache")
     host = {"model": "CPU A", "family": "family 6 model 143", "logical_cpus": 2,
             "flags": ["avx2", "avx512f"]}
-    monkeypatch.setattr(common.cpu, "cpu_info", lambda: dict(host))
+    monkeypatch.setattr(common.host.cpu, "cpu_info", lambda: dict(host))
     first = tc_backend.build(checkpoint, batch, options=BuildOptions(), cache=cache)
     folder = first.facts["build_folder"]
     (Path(folder) / "artefact").write_text("x")  # as an earlier run's compiled code
     assert tc_backend.build(checkpoint, batch, options=BuildOptions(), cache=cache).cache_hit
     for field, value in (("model", "CPU B"), ("flags", ["avx2", "avx512f", "amx_bf16"])):
-        monkeypatch.setattr(common.cpu, "cpu_info", lambda: {**host, field: value})
+        monkeypatch.setattr(common.host.cpu, "cpu_info", lambda: {**host, field: value})
         changed = tc_backend.build(checkpoint, batch, options=BuildOptions(), cache=cache)
         assert changed.facts["build_folder"] != folder and changed.cache_hit is False, field
 

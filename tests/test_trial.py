@@ -1,20 +1,22 @@
 """`auto` by measurement: stand-in candidates with known speeds and answers."""
 import json
 import re
+import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import bert_tiny
-from common import evaluate, fidelity, trial
+from common.run import evaluate, trial
+from common.builds import fidelity
 from common.backends.base import Candidate, Runner
-from common.batching import Batches, Encoded, make_batches
-from common.cache import BuildCache
-from common.errors import BuildTooSlow, UserError
-from common.evaluate import Evaluation
-from common.proofpoint import main
-from common.results import float_as_fast_line, int8_hint
+from common.inputs.batching import Batches, Encoded, make_batches
+from common.builds.cache import BuildCache
+from common.host.errors import BuildTooSlow, UserError
+from common.run.evaluate import Evaluation
+from common.run.proofpoint import main
+from common.run.results import float_as_fast_line, int8_hint
 
 SENTENCES = 40
 
@@ -421,9 +423,9 @@ class Plan(SimpleNamespace):
 def _decided(tmp_path, reference, batches, field=None, gpu_name="GPU A"):
     """proofpoint.decide on stand-in builds, with one thing the run works on changed (`field`):
     whether its decision came from the cache, and what ran."""
-    from common import gpu
+    from common.host import gpu
     from common.backends.base import Calibration
-    from common.proofpoint import decide
+    from common.run.proofpoint import decide
 
     device = "cuda" if field in ("gpu", "gpu kept") else "cpu"
     stand_ins = StandIns(bf16=(0.1, False), fp32=(0.1, False))
@@ -564,7 +566,9 @@ def test_float_builds_are_timed_beside_int8_in_the_same_trial_and_never_chosen(
             f"at {found['int8_speedup']:.2f}×, agreement 0.938, on the same 16 sentences")
 
 
-def test_explicit_flags_skip_the_trial_in_the_proof_point(tiny_checkpoint, data_file, tmp_path):
+def test_explicit_flags_skip_the_trial_in_the_proof_point(tiny_checkpoint, data_file, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setattr(evaluate, "clock", time.perf_counter)  # real builds, timed for real
     out = tmp_path / "r.json"
     argv = ["--model", str(tiny_checkpoint), "--dataset", str(data_file), "--cache-dir",
             str(tmp_path / "c"), "--json", str(out), "--repeats", "1"]

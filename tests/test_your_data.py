@@ -11,11 +11,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import bert_quantize
 import bert_tiny
 from common.backends.torch_ref import reference_runner
-from common.batching import make_batches, tokenize
-from common.checkpoints import load_checkpoint
-from common.evaluate import evaluate
-from common.proofpoint import main
-from common.examples import Columns, load_examples
+from common.inputs.batching import make_batches, tokenize
+from common.inputs.checkpoints import load_checkpoint
+from common.run.evaluate import evaluate
+from common.run.proofpoint import main
+from common.inputs.examples import Columns, load_examples
 from conftest import WORDS, make_checkpoint, write_data
 
 NAMES = ("negative", "neutral", "positive")
@@ -95,7 +95,7 @@ def test_a_pair_model_is_fed_pairs_as_transformers_tokenizes_them(kind, tmp_path
 
 def test_columns_named_by_flag_and_a_pair_found_among_the_glue_names(tmp_path):
     names = ["question", "sentence", "label", "idx"]
-    from common.examples import find_columns
+    from common.inputs.examples import find_columns
 
     assert find_columns(names, Columns(), "f") == Columns("question", "sentence", "label")
     assert find_columns(["text", "label"], Columns(), "f") == Columns("text", None, "label")

@@ -1,12 +1,12 @@
-"""The backend registry: each backend is a module here behind `base.Backend` (README.md: how to
-add one); which of their builds a run considers is common/offers.py's."""
+"""The backends, one module each behind `base.Backend` (README.md: how to add one), with what
+they share of building (the ONNX export, distillation); the registry is here. Which of their
+builds a run considers is common/run/offers.py's. Imports common.host, .inputs and .builds."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
-from .. import interrupt
-from ..errors import UserError, first_line
+from ..host import interrupt
+from ..host.errors import UserError, first_line
 from .base import Backend
 
 BACKENDS = ("onnxruntime", "openvino", "torch_compile", "groqflow")

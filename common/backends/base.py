@@ -2,23 +2,22 @@
 
 ONNX Runtime, OpenVINO, PyTorch-compiled and GroqFlow are implementations of `Backend`. Each
 answers what it builds on a device (`offers`); which one runs is not decided here but by the user's
-flags or by measurement on the host (common/offers.py, common/trial.py).
+flags or by measurement on the host (common/run/offers.py, common/run/trial.py).
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from ..batching import Batch, Encoded
-from ..cache import cache_key
-from ..cpu import cpu_identity
-from ..errors import UserError
-from ..fidelity import rule_in_key
-from ..precision import INT8, Precision
+from ..builds.cache import cache_key
+from ..builds.fidelity import rule_in_key
+from ..builds.precision import Precision
+from ..host.errors import UserError
+from ..inputs.batching import Batch
+from ..inputs.calibration import Calibration
 
 QUANTIZATIONS = ("static", "dynamic")
 
@@ -33,7 +32,7 @@ class BuildOptions:
     # model does; layers are kept in float until it does (None: plain INT8)
     min_agreement: Optional[float] = None
     # int8 with min_agreement (OpenVINO, ONNX Runtime): steps of quantization-aware distillation,
-    # tried before the kinds search (common/distillation.py); 0: not tried
+    # tried before the kinds search (common/backends/distillation.py); 0: not tried
     distill_steps: int = 0
     device: str = "cpu"  # cpu | cuda
     num_chips: int = 1  # GroqFlow
@@ -43,52 +42,18 @@ class BuildOptions:
     recipe: Tuple[Tuple[str, object], ...] = ()
 
     @property
+    def int8(self) -> bool:
+        return Precision(self.precision).int8
+
+    @property
+    def quantized(self) -> Optional[str]:
+        """The INT8 mode it builds (None for a float build): what `Backend.offers` is asked."""
+        return self.quantization if self.int8 else None
+
+    @property
     def label(self) -> str:
         """As a Candidate's: fp32, bf16, fp16 or int8+<remainder>."""
-        return Precision(self.precision, self.remainder if self.precision == INT8 else None).label
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Seeded calibration samples for static INT8, drawn from a training split."""
-    source: str
-    seed: int
-    indices: np.ndarray  # row numbers in the source split
-    encoded: Encoded  # tokenized as evaluation is
-    requested: int
-    identity: dict = field(default_factory=dict)  # the source file's SHA-256, or a fingerprint
-    # for accuracy control: other rows of the same source, none calibrated on or evaluated
-    validation_indices: Optional[np.ndarray] = None
-    validation: Optional[Encoded] = None
-    # for --distill-steps: further rows of the same source, none of the above or evaluated
-    distillation_indices: Optional[np.ndarray] = None
-    distillation: Optional[Encoded] = None
-
-    def record(self) -> dict:
-        """What the results JSON records: enough to draw the same samples again."""
-        record = {"source": self.source, "seed": self.seed, "indices": self.indices.tolist(),
-                  **self.identity}
-        if self.validation_indices is not None:
-            record["validation_indices"] = self.validation_indices.tolist()
-        if self.distillation_indices is not None:
-            record["distillation_indices"] = self.distillation_indices.tolist()
-        return record
-
-    def searched_on(self) -> dict:
-        """The CPU whose arithmetic a --min-agreement search scores its slice on: this one."""
-        return cpu_identity()
-
-    def cache_parts(self) -> dict:
-        """record() plus a hash of everything the samples feed the model (token ids, token type
-        ids, the padding id, the length cut), so an edited calibration file or tokenizer means a
-        new build."""
-        encoded = [e for e in (self.encoded, self.validation, self.distillation) if e is not None]
-        tokens = hashlib.sha256()
-        for e in encoded:
-            tokens.update(f"pad {e.pad_id} max {e.max_length}|".encode())
-            for ids, types in zip(e.ids, e.type_ids):
-                tokens.update(ids.tobytes() + b"|" + types.tobytes() + b"|")
-        return {**self.record(), "tokens": tokens.hexdigest()}
+        return Precision(self.precision, self.remainder if self.int8 else None).label
 
 
 def build_key(backend: str, model: str, options: BuildOptions, keyed: Sequence[str],
@@ -135,6 +100,10 @@ class Candidate:
         """fp32, bf16, fp16, int8, or int8+<remainder>."""
         return Precision(self.precision, self.remainder).label
 
+    @property
+    def int8(self) -> bool:
+        return Precision(self.precision).int8
+
     def __str__(self) -> str:
         """Named with its device where that is the GPU (the CPU's and GroqFlow's go without)."""
         return f"{self.backend} {self.label}" + (" on cuda" if self.device == "cuda" else "")
@@ -156,8 +125,8 @@ class Offers:
     def check(self, name: str, options: BuildOptions) -> None:
         """Refuse a build these offers lack (a direct `build` call; the flags' builds come from
         the offers), before any work."""
-        labels = [Precision(c.precision, c.remainder or "fp32").label if c.precision == INT8
-                  else c.label for c in self.every]
+        labels = [Precision(c.precision, c.remainder or "fp32").label
+                  if Precision(c.precision).int8 else c.label for c in self.every]
         if options.label not in labels:
             builds = " or ".join(dict.fromkeys(c.label for c in self.every)) or \
                 f"nothing ({self.why_none})"
@@ -217,7 +186,7 @@ class Backend(Protocol):
     NAME: str
     STATIC_SHAPE: bool  # batch 1 padded to max_length (GroqFlow compiles one shape)
     QUANTIZATIONS: Tuple[str, ...]  # INT8 modes it builds
-    ACCURACY_CONTROL: bool  # whether it builds --min-agreement's INT8 (common/fidelity.py)
+    ACCURACY_CONTROL: bool  # whether it builds --min-agreement's INT8 (common/builds/fidelity.py)
 
     def available(self, building: bool = False) -> Tuple[bool, str]:
         """(True, "") where it can run here (`building`: build, for --build), else (False, why

@@ -16,14 +16,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..batching import Batch, make_batches
-from ..cache import BuildCache
-from ..checkpoints import Checkpoint
-from ..errors import NotBuilt, UserError, first_line
-from ..export import eager_attention_copy, model_input_names
-from ..provenance import package_versions
+from ..builds.cache import BuildCache
+from ..host.errors import NotBuilt, UserError, first_line
+from ..host.provenance import package_versions
+from ..inputs.batching import Batch, make_batches
+from ..inputs.calibration import Calibration
+from ..inputs.checkpoints import Checkpoint
 from . import import_failure
-from .base import BuildOptions, Calibration, Candidate, Offers, Runner, build_key
+from .base import BuildOptions, Candidate, Offers, Runner, build_key
+from .export import eager_attention_copy, model_input_names
 
 NAME = "groqflow"
 STATIC_SHAPE = True
@@ -182,7 +183,7 @@ def compiler_flags(options: BuildOptions) -> Optional[list[str]]:
     and GroqFlow's own defaults (None) otherwise."""
     if options.compiler_flags is not None:
         return list(options.compiler_flags)
-    return ["--large-program"] if options.precision == "int8" else None
+    return ["--large-program"] if options.int8 else None
 
 
 def state_file(groq_cache: Path, build_name: str) -> Path:
@@ -260,7 +261,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         check_chips(options)
     if example["input_ids"].shape != (1, options.max_length):
         raise ValueError("GroqFlow needs batch-1 inputs padded to max_length")
-    int8 = options.precision == "int8"
+    int8 = options.int8
     ids_dtype = np.int32 if int8 else np.int64
     token_types = takes_token_types(checkpoint.model, example)
     flags = compiler_flags(options)

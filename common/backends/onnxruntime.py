@@ -7,22 +7,21 @@ from pathlib import Path
 from typing import Callable, Optional
 
 
-from ..batching import Batch
-from ..cache import BuildCache
-from ..checkpoints import Checkpoint
-from ..errors import UserError
-from ..export import EXPORT_FILE, OPSET, cached_export
-from ..progress import progress_bar
-from ..provenance import package_versions
+from ..builds.cache import BuildCache
+from ..host.progress import progress_bar
+from ..host.provenance import package_versions
+from ..inputs.batching import Batch
+from ..inputs.calibration import Calibration
+from ..inputs.checkpoints import Checkpoint
 from . import import_failure
-from .base import (BuildOptions, Calibration, Candidate, Offers, Runner, build_key,
-                   merged_recipe)
+from .base import BuildOptions, Candidate, Offers, Runner, build_key, merged_recipe
+from .export import EXPORT_FILE, OPSET, cached_export
 from .ort_session import make_session
 
 NAME = "onnxruntime"
 STATIC_SHAPE = False
 QUANTIZATIONS = ("static", "dynamic")
-ACCURACY_CONTROL = True  # --min-agreement (common/fidelity.py), static INT8
+ACCURACY_CONTROL = True  # --min-agreement (common/builds/fidelity.py), static INT8
 MODEL_FILE = "model.onnx"
 FP32_FILE = "model-fp32.onnx"
 # what the build does beyond the user's options; in the cache key, so a change means a rebuild
@@ -68,11 +67,11 @@ def offers(device: str, quantization: str | None) -> Offers:
 
 def build_recipe(options: BuildOptions) -> dict:
     """What the build does beyond the user's options, with the options' overrides; with
-    --distill-steps, the distillation tried first (common/distillation.py)."""
+    --distill-steps, the distillation tried first (common/backends/distillation.py)."""
     recipe = {**RECIPE, **merged_recipe({**FLOAT_RECIPE, **_int8_recipe(options)}, options)}
-    if options.precision == "int8" and options.quantization == "static" \
+    if options.int8 and options.quantization == "static" \
             and options.min_agreement is not None and options.distill_steps:
-        from .. import distillation
+        from . import distillation
         from .ov_quantize import INT8_RECIPE
 
         recipe["distillation"] = distillation.recipe(options.distill_steps, INT8_RECIPE)
@@ -81,9 +80,9 @@ def build_recipe(options: BuildOptions) -> dict:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
-    offers(options.device, options.quantization if options.precision == "int8" else None
+    offers(options.device, options.quantized
            ).check(NAME, options)
-    int8 = options.precision == "int8"
+    int8 = options.int8
     recipe = build_recipe(options)
     key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,
                     calibration if int8 and options.quantization == "static" else None)
@@ -116,7 +115,7 @@ def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: 
     ort-fp32-fused). The fusions are applied for fp16 on CUDA (fused attention kernels) and where
     the INT8 recipe asks (dynamic INT8 quantizes the fused Attention too; static INT8 the exported
     graph)."""
-    int8 = options.precision == "int8"
+    int8 = options.int8
     fuse = options.precision == "fp16" or (int8 and recipe["fused_graph"]) or \
         (options.precision == "fp32" and recipe["fuse_fp32"])
     stages = (["fuse"] if fuse else []) + (["quantise"] if int8 else [])
@@ -150,9 +149,9 @@ def _build(folder: Path, exported: Path, config, options: BuildOptions, recipe: 
 
 def distilled_onnx(checkpoint: Checkpoint, example: Batch, calibration: Calibration,
                    recipe: dict, cache: BuildCache) -> tuple[Path, dict]:
-    """The distilled INT8 model (common/distillation.py) as QDQ ONNX, and the distillation's
+    """The distilled INT8 model (common/backends/distillation.py) as QDQ ONNX, and the distillation's
     record."""
-    from .. import distillation
+    from . import distillation
 
     def save(student, names: tuple[str, ...], folder: Path) -> None:
         distillation.save_qdq_onnx(student, names, example, folder / MODEL_FILE)
@@ -165,7 +164,7 @@ def distilled_onnx(checkpoint: Checkpoint, example: Batch, calibration: Calibrat
 
 def _int8_recipe(options: BuildOptions) -> dict:
     """The quantizer's settings for an INT8 build (none otherwise)."""
-    if options.precision != "int8":
+    if not options.int8:
         return {}
     from .ort_quantize import DYNAMIC_RECIPE, STATIC_RECIPE
 

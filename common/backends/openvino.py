@@ -5,7 +5,7 @@ NNCF's post-training quantization of that IR (ov_quantize.py). At run time the I
 the CPU at a float precision (for INT8: the precision of what stays in float) with the THROUGHPUT
 hint, and a pass keeps as many batches in flight as OpenVINO advises (one infer request per stream),
 results back in dataset order. Which precision is fast on a CPU is measured, not read from its
-capability list (common/trial.py): the list only says which ones OpenVINO can compile here.
+capability list (common/run/trial.py): the list only says which ones OpenVINO can compile here.
 """
 from __future__ import annotations
 
@@ -18,23 +18,22 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..batching import Batch
-from ..cache import BuildCache
-from ..checkpoints import Checkpoint
-from ..cpu import usable_cpus
-from ..errors import UserError
-from ..export import EXPORT_FILE, OPSET, cached_export
-from ..progress import progress_bar
-from ..provenance import package_versions
-from ..quiet import telemetry_off
+from ..builds.cache import BuildCache
+from ..host.cpu import usable_cpus
+from ..host.progress import progress_bar
+from ..host.provenance import package_versions
+from ..host.quiet import telemetry_off
+from ..inputs.batching import Batch
+from ..inputs.calibration import Calibration
+from ..inputs.checkpoints import Checkpoint
 from . import import_failure
-from .base import (BuildOptions, Calibration, Candidate, Offers, Runner, build_key,
-                   merged_recipe)
+from .base import BuildOptions, Candidate, Offers, Runner, build_key, merged_recipe
+from .export import EXPORT_FILE, OPSET, cached_export
 
 NAME = "openvino"
 STATIC_SHAPE = False
 QUANTIZATIONS = ("static",)
-ACCURACY_CONTROL = True  # --min-agreement (common/fidelity.py)
+ACCURACY_CONTROL = True  # --min-agreement (common/builds/fidelity.py)
 IR_FILE = "model.xml"
 RECIPE = {"source": "onnx-export", "opset": OPSET, "ir": "fp32 weights (compress_to_fp16=False)",
           "recipe_version": 1}
@@ -92,13 +91,13 @@ def library_versions() -> dict[str, str]:
 def build_recipe(options: BuildOptions) -> dict:
     """What the build does beyond the user's options (for INT8, NNCF's settings), with the
     options' overrides."""
-    if options.precision != "int8":
+    if not options.int8:
         return {**RECIPE, **merged_recipe({}, options)}
     from .ov_quantize import INT8_RECIPE
 
     recipe = {**RECIPE, "int8": merged_recipe(INT8_RECIPE, options)}
     if options.min_agreement is not None and options.distill_steps:
-        from .. import distillation
+        from . import distillation
 
         recipe["distillation"] = distillation.recipe(options.distill_steps, recipe["int8"])
     return recipe
@@ -106,9 +105,9 @@ def build_recipe(options: BuildOptions) -> dict:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Optional[Calibration] = None) -> Runner:
-    offers(options.device, options.quantization if options.precision == "int8" else None
+    offers(options.device, options.quantized
            ).check(NAME, options)
-    int8 = options.precision == "int8"
+    int8 = options.int8
     recipe = build_recipe(options)
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
     searched = {"searched_at": options.remainder} if int8 and options.min_agreement is not None \
@@ -178,9 +177,9 @@ def _build(folder: Path, exported: Path, recipe: dict, calibration: Optional[Cal
 
 def distilled_ir(checkpoint: Checkpoint, example: Batch, calibration: Calibration, recipe: dict,
                  cache: BuildCache) -> tuple[object, dict]:
-    """The distilled INT8 model (common/distillation.py) as an IR, and the distillation's
+    """The distilled INT8 model (common/backends/distillation.py) as an IR, and the distillation's
     record."""
-    from .. import distillation
+    from . import distillation
 
     int8 = recipe["int8"]
     if int8["float_kinds"] or int8["ignored_patterns"] or int8["float_attention"]:

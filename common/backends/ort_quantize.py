@@ -15,11 +15,11 @@ from typing import Callable, Optional, Sequence
 
 import onnx
 
-from .. import fidelity
-from ..batching import make_batches
-from ..progress import progress_bar
-from ..quiet import loggers_at_error
-from .base import Calibration
+from ..builds import fidelity
+from ..host.progress import progress_bar
+from ..host.quiet import loggers_at_error
+from ..inputs.batching import make_batches
+from ..inputs.calibration import Calibration
 from .ort_session import make_session
 
 FLOAT = onnx.TensorProto.FLOAT
@@ -29,7 +29,7 @@ STATIC_RECIPE = {
     "float_outputs": True,  # OpTypesToExcludeOutputQuantization: MatMul
     "float_activation_matmuls": False,  # leave attention's QK^T and PV in float
     "calibrate_method": "MinMax",
-    "float_kinds": (),  # kinds of layer left in float (common/fidelity.py; --min-agreement's search)
+    "float_kinds": (),  # kinds of layer left in float (common/builds/fidelity.py; --min-agreement's search)
 }
 DYNAMIC_RECIPE = {"fused_graph": True, "op_types": ("MatMul", "Attention")}
 

@@ -9,9 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..batching import Batch
-from ..cpu import usable_cpus
-from ..errors import UserError
+from ..host.cpu import usable_cpus
+from ..host.errors import UserError
+from ..inputs.batching import Batch
 
 
 def _threads() -> int | None:

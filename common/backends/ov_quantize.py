@@ -11,14 +11,14 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .. import fidelity, pace
-from ..errors import BuildTooSlow
-from ..batching import make_batches
-from ..quiet import loggers_at_error, stdout_to_progress
-from .base import Calibration
+from ..builds import fidelity, pace
+from ..host.errors import BuildTooSlow
+from ..host.quiet import loggers_at_error, stdout_to_progress
+from ..inputs.batching import make_batches
+from ..inputs.calibration import Calibration
 
 # a remainder whose slice pass would take over SLICE_LIMIT times the float model's (at least
-# SLICE_FLOOR_S) is not searched: as in the trial (common/trial.py), INT8 with an fp16 remainder ran
+# SLICE_FLOOR_S) is not searched: as in the trial (common/run/trial.py), INT8 with an fp16 remainder ran
 # 1000x slower than the others on an AMX Xeon that lists FP16
 SLICE_LIMIT = 10
 SLICE_FLOOR_S = 10.0
@@ -32,7 +32,7 @@ INT8_RECIPE = {
     # keeps its inputs (Q, K) unquantized
     "float_attention": False,
     "ignored_patterns": (),  # regular expressions over node names, e.g. the classifier head
-    "float_kinds": (),  # kinds of layer left in float (common/fidelity.py; --min-agreement's search)
+    "float_kinds": (),  # kinds of layer left in float (common/builds/fidelity.py; --min-agreement's search)
 }
 
 
@@ -44,7 +44,7 @@ def quantize_int8(model, calibration: Calibration, recipe: dict,
     """The quantized copy of `model` (every calibration sentence one batch-1 sample, unpadded),
     and what accuracy control did ({} without it): with `min_agreement`, the kinds of layer kept
     in float so that the INT8 model answers as the float model (fp32) does on at least that share
-    of the validation slice (common/fidelity.py). Each INT8 candidate is scored as it will run:
+    of the validation slice (common/builds/fidelity.py). Each INT8 candidate is scored as it will run:
     compiled by `compile_at(model, precision)` at its float `remainder`, so a bf16 remainder's
     own flips count. A remainder that would score the slice over SLICE_LIMIT times slower than the
     float model is a BuildTooSlow. `distilled()`, where given, is the distilled INT8 IR and its

@@ -23,18 +23,18 @@ from typing import Optional
 
 import numpy as np
 
-from .. import gpu
-from ..batching import Batch
-from ..cache import BuildCache
-from ..checkpoints import Checkpoint
-from ..cpu import cpu_identity
-from ..errors import BuildFailed, NotBuilt, UserError, root_cause
-from ..export import LogitsByName, architecture, model_input_names
-from ..precision import Precision
-from ..progress import progress_bar
-from ..provenance import package_versions
-from .base import (BuildOptions, Calibration, Candidate, Offers, Runner, build_key,
-                   merged_recipe)
+from ..builds.cache import BuildCache
+from ..builds.precision import Precision
+from ..host import gpu
+from ..host.cpu import cpu_identity
+from ..host.errors import BuildFailed, NotBuilt, root_cause
+from ..host.progress import progress_bar
+from ..host.provenance import package_versions
+from ..inputs.batching import Batch
+from ..inputs.calibration import Calibration
+from ..inputs.checkpoints import Checkpoint
+from .base import BuildOptions, Candidate, Offers, Runner, build_key, merged_recipe
+from .export import LogitsByName, architecture, model_input_names
 
 NAME = "torch_compile"
 STATIC_SHAPE = False

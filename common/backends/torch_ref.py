@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..batching import Batch
-from ..cpu import usable_cpus
-from ..export import model_input_names
+from ..host.cpu import usable_cpus
+from ..inputs.batching import Batch
 from .base import Runner
+from .export import model_input_names
 
 
 def reference_runner(model: torch.nn.Module) -> Runner:

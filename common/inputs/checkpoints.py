@@ -11,9 +11,9 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from .errors import UserError, first_line
-from .sources import looks_local
+from ..host.errors import UserError, first_line
 from .examples import LabelSpace
+from .sources import looks_local
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 

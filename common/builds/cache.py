@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import interrupt
-from .errors import NotBuilt, UserError
-from .files import file_sha256, remove_temporary, temporary_name, write_atomic
+from ..host import interrupt
+from ..host.errors import NotBuilt, UserError
+from ..host.files import file_sha256, remove_temporary, temporary_name, write_atomic
 
 REBUILD_POLICIES = ("if_needed", "always", "never")
 STATE_FILE = "state.json"

@@ -22,15 +22,17 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import evaluate, interrupt, pace
-from .backends import versions_of
-from .backends.base import Candidate, Runner
-from .batching import Batches
-from .cache import BuildCache, cache_key
-from .cpu import cpu_identity, usable_cpus
-from .errors import BuildFailed, BuildTooSlow, NoBuildLeft, NotBuilt, UserError, root_cause
+from ..backends import versions_of
+from ..backends.base import Candidate, Runner
+from ..builds import pace
+from ..builds.cache import BuildCache, cache_key
+from ..builds.metrics import agreement_figures, spread
+from ..host import interrupt
+from ..host.cpu import cpu_identity, usable_cpus
+from ..host.errors import BuildFailed, BuildTooSlow, NoBuildLeft, NotBuilt, UserError, root_cause
+from ..inputs.batching import Batches
+from . import evaluate
 from .evaluate import Evaluation, measure
-from .metrics import agreement_figures, spread
 
 # The gate: a build passes when at most floor((1 - share) × n) + BOUNDARY of the n trial sentences
 # answer otherwise than the reference. BOUNDARY: one sentence on the decision boundary never sends
@@ -344,7 +346,7 @@ def choose(candidates: Sequence[Candidate], build: Callable[[Candidate], Runner]
             "trial": False, "candidates": [{"candidate": str(candidate), "backend": candidate.backend,
                                             "precision": candidate.label}],
             "chosen": str(candidate), "why": why_single, "cached": False, "trial_seconds": 0.0})
-    kind = "int8" if candidates[0].precision == "int8" else "float"
+    kind = "int8" if candidates[0].int8 else "float"
     chosen_batches = trial_batches(batches)
     trial = Batches(inputs=[batches.inputs[i] for i in chosen_batches],
                     rows=[batches.rows[i] for i in chosen_batches], count=batches.count)

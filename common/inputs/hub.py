@@ -6,7 +6,7 @@ import os
 import re
 from typing import Optional
 
-from .errors import first_line
+from ..host.errors import first_line
 
 PROBE_TIMEOUT_S = 5.0
 

@@ -1,16 +1,63 @@
 """Draw seeded calibration samples from training data, never from what is evaluated."""
 from __future__ import annotations
 
+import hashlib
 import sys
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
 
-from .backends.base import Calibration
-from .batching import tokenize
-from .errors import UserError
+from ..host.cpu import cpu_identity
+from ..host.errors import UserError
+from .batching import Encoded, tokenize
 from .examples import Columns, load_examples
+
+if TYPE_CHECKING:  # transformers takes seconds to import
+    from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Seeded calibration samples for static INT8, drawn from a training split."""
+    source: str
+    seed: int
+    indices: np.ndarray  # row numbers in the source split
+    encoded: Encoded  # tokenized as evaluation is
+    requested: int
+    identity: dict = field(default_factory=dict)  # the source file's SHA-256, or a fingerprint
+    # for accuracy control: other rows of the same source, none calibrated on or evaluated
+    validation_indices: Optional[np.ndarray] = None
+    validation: Optional[Encoded] = None
+    # for --distill-steps: further rows of the same source, none of the above or evaluated
+    distillation_indices: Optional[np.ndarray] = None
+    distillation: Optional[Encoded] = None
+
+    def record(self) -> dict:
+        """What the results JSON records: enough to draw the same samples again."""
+        record = {"source": self.source, "seed": self.seed, "indices": self.indices.tolist(),
+                  **self.identity}
+        if self.validation_indices is not None:
+            record["validation_indices"] = self.validation_indices.tolist()
+        if self.distillation_indices is not None:
+            record["distillation_indices"] = self.distillation_indices.tolist()
+        return record
+
+    def searched_on(self) -> dict:
+        """The CPU whose arithmetic a --min-agreement search scores its slice on: this one."""
+        return cpu_identity()
+
+    def cache_parts(self) -> dict:
+        """record() plus a hash of everything the samples feed the model (token ids, token type
+        ids, the padding id, the length cut), so an edited calibration file or tokenizer means a
+        new build."""
+        encoded = [e for e in (self.encoded, self.validation, self.distillation) if e is not None]
+        tokens = hashlib.sha256()
+        for e in encoded:
+            tokens.update(f"pad {e.pad_id} max {e.max_length}|".encode())
+            for ids, types in zip(e.ids, e.type_ids):
+                tokens.update(ids.tobytes() + b"|" + types.tobytes() + b"|")
+        return {**self.record(), "tokens": tokens.hexdigest()}
 
 
 def draw_indices(total: int, count: int, seed: int) -> np.ndarray:

@@ -2,16 +2,16 @@
 resolved once (a GroqChip, else a CUDA GPU torch can use, else the CPU), each backend asked what it
 offers there (`Backend.offers`), narrowed by the flags; `auto`'s policy: GroqFlow alone where the
 GroqWare Suite and a GroqChip are here, else every build the host backends offer, one of which a
-measured trial picks (common/trial.py)."""
+measured trial picks (common/run/trial.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import fidelity
-from .backends import backend_module, usable
-from .backends.base import Candidate
-from .errors import UserError
-from .gpu import resolve_device
+from ..backends import backend_module, usable
+from ..backends.base import Candidate
+from ..builds import fidelity
+from ..host.errors import UserError
+from ..host.gpu import resolve_device
 
 HOST_BACKENDS = ("openvino", "onnxruntime", "torch_compile")  # what runs where GroqFlow does not
 
@@ -147,7 +147,7 @@ def compared_floats(candidates: list[Candidate], device: str, forced: bool = Fal
     GPU's float builds (beside a single INT8 build too)."""
     backends = [name for name in dict.fromkeys(c.backend for c in candidates)
                 if not backend_module(name).STATIC_SHAPE]
-    if not backends or candidates[0].precision != "int8":
+    if not backends or not candidates[0].int8:
         return []
     where = candidates[0].device
     floats = [c for name in backends for c in backend_module(name).offers(where, None).trialled] \

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..host.files import write_results_file
+from ..inputs.examples import Examples
 from .evaluate import Evaluation
-from .files import write_results_file
-from .examples import Examples
 
 HEADER = ("index", "sentence", "label", "reference_prediction", "built_prediction",
           "reference_logits", "built_logits")

@@ -6,10 +6,11 @@ import os
 import platform
 from pathlib import Path
 
-from .cpu import cpu_info, cpu_summary, thread_budget
-from .files import write_results_file
-from . import gpu, schemas
-from .provenance import package_versions
+from ..host import gpu
+from ..host.cpu import cpu_info, cpu_summary, thread_budget
+from ..host.files import write_results_file
+from ..host.provenance import package_versions
+from . import schemas
 from .trial import chosen_entry, speedup
 
 # the results JSON's layout: docs/results.schema.json (a test validates every run's file against

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from .paths import ROOT
+from ..host.paths import ROOT
 
 RESULTS = "results.schema.json"
 BENCH_RECORD = "bench-record.schema.json"

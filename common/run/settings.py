@@ -11,7 +11,7 @@ DEFAULT_VALIDATION_SAMPLES = 1000
 
 @dataclass(frozen=True)
 class Settings:
-    """What the user asked for (common/cli.py says what each flag means). A float script has
+    """What the user asked for (common/run/cli.py says what each flag means). A float script has
     bert_quantize.py's fields too, at their defaults, so no code asks whether a flag exists."""
     command: tuple[str, ...]
     model: str

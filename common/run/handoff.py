@@ -15,13 +15,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import fidelity, gpu
-from .backends.base import Calibration, Runner
-from .batching import Encoded
-from .cache import BuildCache
-from .cpu import cpu_identity
-from .errors import UserError
-from .files import write_atomic
+from ..backends.base import Runner
+from ..builds import fidelity
+from ..builds.cache import BuildCache
+from ..host import gpu
+from ..host.cpu import cpu_identity
+from ..host.errors import UserError
+from ..host.files import write_atomic
+from ..inputs.batching import Encoded
+from ..inputs.calibration import Calibration
 
 MANIFESTS = "manifests"
 MANIFEST_VERSION = 1

@@ -2,5 +2,5 @@
 by the benchmarks and some tests when present): defined once."""
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # common/host/paths.py
 SHARED = ROOT.parent / "shared"

@@ -5,13 +5,13 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from .backends import CHOICES
-from .backends.base import QUANTIZATIONS
-from .cache import REBUILD_POLICIES, default_cache_dir
+from ..backends import CHOICES
+from ..backends.base import QUANTIZATIONS
+from ..builds.cache import REBUILD_POLICIES, default_cache_dir
+from ..builds.precision import flag_choices
+from ..host.gpu import DEVICES
+from ..inputs.examples import DEFAULT_DATASET
 from .flags import DEFAULT_SEED
-from .gpu import DEVICES
-from .examples import DEFAULT_DATASET
-from .precision import flag_choices
 from .settings import (DEFAULT_CALIBRATION_SAMPLES, DEFAULT_VALIDATION_SAMPLES, Settings,
                        settings_from)
 

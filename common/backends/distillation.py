@@ -1,5 +1,5 @@
 """--distill-steps: INT8 trained for a few steps to answer as the float model does, tried before
---min-agreement keeps kinds of layer in float (common/fidelity.py), so that every matrix product
+--min-agreement keeps kinds of layer in float (common/builds/fidelity.py), so that every matrix product
 can stay INT8.
 
 NNCF's post-training INT8 of the PyTorch model (NNCF's preset, SmoothQuant and bias correction as
@@ -24,11 +24,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .backends.base import BuildOptions, Calibration, build_key
-from .batching import Batch, make_batches
-from .cache import BuildCache
+from ..builds.cache import BuildCache
+from ..host.progress import progress_bar
+from ..inputs.batching import Batch, make_batches
+from ..inputs.calibration import Calibration
+from .base import BuildOptions, build_key
 from .export import LogitsByName, eager_attention_copy, export_logits, model_input_names
-from .progress import progress_bar
 
 BATCH = 32
 # what decides the distilled model beyond the INT8 recipe, its data and seed: in its cache key
@@ -89,7 +90,7 @@ def post_training_int8(model: torch.nn.Module, names: Sequence[str], calibration
                        int8_recipe: dict) -> torch.nn.Module:
     """NNCF's INT8 of the PyTorch model (eager attention, as the export), set up as OpenVINO's
     (ov_quantize.nncf_int8), every calibration sentence one batch-1 sample."""
-    from .backends.ov_quantize import nncf_int8
+    from .ov_quantize import nncf_int8
 
     samples = [tuple(torch.from_numpy(batch[name]) for name in names)
                for batch in make_batches(calibration.encoded, batch_size=1).inputs]

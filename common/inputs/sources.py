@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError
-from .hub import hub_problem
-from .paths import ROOT
+from ..host.errors import UserError
+from ..host.paths import ROOT
 from .examples import DEFAULT_DATASET, LOCAL_DATA_HINT, data_format, default_split, hub_id
+from .hub import hub_problem
 
 BUNDLED_SST2 = {"validation": ROOT / "data" / "sst2" / "validation.tsv",
                 "train": ROOT / "data" / "sst2" / "train.tsv.xz"}

@@ -7,29 +7,31 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from . import distillation, fidelity, gpu, handoff, interrupt
-from .backends import backend_module, versions_of
-from .backends.base import BuildOptions, Calibration, Candidate, Runner
-from .backends.torch_ref import reference_runner
-from .batching import make_batches, tokenize
-from .cache import BuildCache
-from .calibration import draw_calibration
-from .checkpoints import Checkpoint, load_checkpoint
+from ..backends import backend_module, distillation, versions_of
+from ..backends.base import BuildOptions, Candidate, Runner
+from ..backends.torch_ref import reference_runner
+from ..builds import fidelity
+from ..builds.cache import BuildCache
+from ..host import gpu, interrupt
+from ..host.errors import BuildFailed, BuildTooSlow, NoBuildLeft, UserError
+from ..host.files import check_writable_target
+from ..host.paths import ROOT
+from ..host.provenance import started
+from ..inputs.batching import make_batches, tokenize
+from ..inputs.calibration import Calibration, draw_calibration
+from ..inputs.checkpoints import Checkpoint, load_checkpoint
+from ..inputs.examples import Columns, Examples, load_examples
+from ..inputs.sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
+from . import handoff
 from .cli import parse_command_line
-from .errors import BuildFailed, BuildTooSlow, NoBuildLeft, UserError
 from .evaluate import evaluate, run_metrics, time_both
-from .files import check_writable_target
 from .flags import check_flags, seed
 from .mismatches import write_mismatches
 from .offers import candidates_for, compared_floats, with_accuracy_control
-from .provenance import started
-from .settings import Settings
-from .paths import ROOT
 from .results import (RESULTS_SCHEMA_VERSION, environment, float_as_fast_line, format_notes,
                       format_table, int8_hint, write_json)
-from .sources import calibration_wanted, data_wanted, looks_local, model_wanted, resolve
+from .settings import Settings
 from .spec import INTERRUPTED, ProofPoint
-from .examples import Columns, Examples, load_examples
 from .trial import Choice, cached_decisions, choose
 
 
@@ -60,7 +62,7 @@ def main(spec: ProofPoint, argv: Sequence[str] | None = None,
 def build_options(candidate: Candidate, args: Settings, spec: ProofPoint) -> BuildOptions:
     """The candidate's precision with the user's other choices (INT8's only for INT8)."""
     flags = None if args.compiler_flags is None else tuple(shlex.split(args.compiler_flags))
-    int8 = candidate.precision == "int8"
+    int8 = candidate.int8
     return BuildOptions(precision=candidate.precision, remainder=candidate.remainder or "fp32",
                         min_agreement=args.min_agreement if int8 else None,
                         distill_steps=args.distill_steps if int8 else 0,

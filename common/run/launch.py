@@ -8,8 +8,8 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from . import interrupt
-from .files import remove_unfinished
+from ..host import interrupt
+from ..host.files import remove_unfinished
 from .spec import CTRL_C_AFTER_THE_LAST_MOMENT, INTERRUPTED, ProofPoint
 
 

@@ -12,11 +12,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import gpu
-from .backends.base import Runner
-from .batching import Batch, Batches, Encoded, make_batches
-from .metrics import agreement_figures, spread
-from .progress import progress_bar
+from ..backends.base import Runner
+from ..builds.metrics import agreement_figures, spread
+from ..host import gpu
+from ..host.progress import progress_bar
+from ..inputs.batching import Batch, Batches, Encoded, make_batches
 
 UNSTEADY_SPREAD = 1.5  # slowest round over fastest: past this the machine was busy
 TIMING_BUDGET_S = 4.0  # reference seconds per round; a larger model times a subset of sentences

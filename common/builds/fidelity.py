@@ -22,11 +22,11 @@ from typing import Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
+from ..host.errors import UserError
+from ..host.progress import progress_bar
+from ..inputs.batching import Batch, Encoded, make_batches
 from . import pace
-from .batching import Batch, Encoded, make_batches
-from .errors import UserError
 from .metrics import agreeing_rows
-from .progress import progress_bar
 
 Model = TypeVar("Model")
 CONFIDENCE = 0.95

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, first_line
-from .files import file_sha256
+from ..host.errors import UserError, first_line
+from ..host.files import file_sha256
 from .tables import OPENERS, READ_HERE, Table, from_dataset, numbers, read_text_table
 
 DEFAULT_DATASET = "stanfordnlp/sst2"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .backends import backend_module
-from .backends.base import Candidate
+from ..backends import backend_module
+from ..backends.base import Candidate
 from .settings import Settings
 
 DEFAULT_SEED = 0
