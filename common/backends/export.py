@@ -13,7 +13,10 @@ import transformers
 from ..builds.cache import BuildCache, CachedBuild
 from ..host.errors import UserError, first_line
 from ..host.progress import progress_bar
+from ..host.provenance import package_versions
 from ..inputs.batching import Batch, INPUT_NAMES
+from .base import BuildOptions, build_key
+from .ort_session import make_session
 
 OPSET = 17
 EXPORT_FILE = "model.onnx"
@@ -93,8 +96,6 @@ def export_logits(module: torch.nn.Module, names: tuple[str, ...], example: Batc
 
 def check_export(path: Path, example: Batch, expected: np.ndarray, what: str) -> None:
     """The exported graph, run by ONNX Runtime as stored, must give PyTorch's logits."""
-    from .ort_session import make_session
-
     predict, _ = make_session(path, "cpu", optimize=False)
     got = predict(example)
     gap = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
@@ -106,9 +107,6 @@ def check_export(path: Path, example: Batch, expected: np.ndarray, what: str) ->
 def cached_export(checkpoint, example: Batch, cache: BuildCache) -> CachedBuild:
     """The export every file-based build starts from, made once per checkpoint and exporter
     versions: OpenVINO converts it, ONNX Runtime runs it as its fp32 build or quantizes it."""
-    from .base import BuildOptions, build_key
-    from ..host.provenance import package_versions
-
     key = build_key("onnx-export", checkpoint.identity, BuildOptions(), (),
                     package_versions("torch", "transformers", "onnx"), EXPORT_RECIPE)
 

@@ -105,9 +105,9 @@ def check(manifest: dict, versions: dict) -> list[str]:
     return [f"--execute: built on {describe(there)}, executed on {describe(here)}"]
 
 
-def searched_on(manifest: dict) -> dict:
-    """The CPU a --min-agreement build's search scored on: the build host's."""
-    return {name: manifest["built_on"][name] for name in cpu_identity()}
+def cpu_of(where: dict) -> dict:
+    """A host's CPU, as cpu_identity() names one: what a --min-agreement search scored on."""
+    return {name: where[name] for name in cpu_identity()}
 
 
 def slice_here(manifest: dict, runner: Runner, reference: Runner,
@@ -118,7 +118,7 @@ def slice_here(manifest: dict, runner: Runner, reference: Runner,
     --build drew it) is scored again here, against PyTorch fp32, by the search's rule."""
     if (min_agreement is None or not runner.facts.get("accuracy_control")
             or calibration is None or calibration.validation is None
-            or searched_on(manifest) == cpu_identity()):
+            or cpu_of(manifest["built_on"]) == cpu_identity()):
         return None
     float_logits = fidelity.slice_logits(reference.predict, calibration.validation)
     figures = fidelity.scored(fidelity.slice_logits(runner.predict, calibration.validation),
@@ -196,7 +196,7 @@ class RecordedCalibration(Calibration):
         return self.parts
 
     def searched_on(self) -> dict:
-        return {name: self.built_on[name] for name in cpu_identity()}
+        return cpu_of(self.built_on)
 
     def record(self) -> dict:
         return {name: value for name, value in self.parts.items() if name != "tokens"}
