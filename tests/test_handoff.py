@@ -178,7 +178,6 @@ def test_a_min_agreement_build_on_another_cpu_keeps_its_layers_and_scores_its_sl
     assert _main(bert_quantize.SPEC, tiny_checkpoint, data_file, tmp_path / "c", *flags,
                  "--build") == 0
     shutil.move(tmp_path / "c", tmp_path / "copied")
-    (tmp_path / "train.tsv").write_text("")  # the slice travels in the manifest, not the rows
     nothing_built(monkeypatch)
     on_host(monkeypatch, "B")
     out = tmp_path / "x.json"
