@@ -213,16 +213,17 @@ def test_a_slice_scored_again_says_when_it_falls_short_there(monkeypatch, target
     on_host(monkeypatch, "A")
     manifest = {"built_on": handoff.host(), "command": [], "calibration": None}
     calibration = handoff.RecordedCalibration(source="t", seed=0, indices=np.arange(2),
-                                              encoded=slice_, requested=2, validation=slice_)
+                                              encoded=slice_, requested=2, validation=slice_,
+                                              built_on=manifest["built_on"])
     control = {"agreement_lower_bound": 0.95}
     built = Runner(name="onnxruntime-int8", backend="onnxruntime", device="cpu",
                    precision="int8", predict=predicting(1003),
                    facts={"accuracy_control": control})
     reference = Runner(name="pytorch", backend="pytorch", device="cpu", precision="fp32",
                        predict=predicting(1000))
-    assert handoff.slice_here(manifest, built, reference, calibration, target) is None  # same CPU
+    assert handoff.slice_here(built, reference, calibration, target) is None  # same CPU
     on_host(monkeypatch, "B")
-    scored = handoff.slice_here(manifest, built, reference, calibration, target)
+    scored = handoff.slice_here(built, reference, calibration, target)
     assert scored["agreement"] == 0.9 and scored["reached"] is reached
     (line,) = handoff.said({"built_on": manifest["built_on"], "slice_here": scored}, built)
     assert line.endswith(f"{'reached here' if reached else 'SHORT of the target here'} (its "

@@ -42,8 +42,14 @@ class BuildOptions:
     recipe: Tuple[Tuple[str, object], ...] = ()
 
     @property
+    def precision_of(self) -> Precision:
+        """The precision it builds: a float one, or INT8 with its remainder."""
+        int8 = Precision(self.precision).int8
+        return Precision(self.precision, self.remainder if int8 else None)
+
+    @property
     def int8(self) -> bool:
-        return Precision(self.precision).int8
+        return self.precision_of.int8
 
     @property
     def quantized(self) -> Optional[str]:
@@ -53,7 +59,7 @@ class BuildOptions:
     @property
     def label(self) -> str:
         """As a Candidate's: fp32, bf16, fp16 or int8+<remainder>."""
-        return Precision(self.precision, self.remainder if self.int8 else None).label
+        return self.precision_of.label
 
 
 def build_key(backend: str, model: str, options: BuildOptions, keyed: Sequence[str],
@@ -125,8 +131,8 @@ class Offers:
     def check(self, name: str, options: BuildOptions) -> None:
         """Refuse a build these offers lack (a direct `build` call; the flags' builds come from
         the offers), before any work."""
-        labels = [Precision(c.precision, c.remainder or "fp32").label
-                  if Precision(c.precision).int8 else c.label for c in self.every]
+        labels = [Precision(c.precision, c.remainder or "fp32").label if c.int8 else c.label
+                  for c in self.every]
         if options.label not in labels:
             builds = " or ".join(dict.fromkeys(c.label for c in self.every)) or \
                 f"nothing ({self.why_none})"

@@ -80,8 +80,7 @@ def build_recipe(options: BuildOptions) -> dict:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Calibration | None = None) -> Runner:
-    offers(options.device, options.quantized
-           ).check(NAME, options)
+    offers(options.device, options.quantized).check(NAME, options)
     int8 = options.int8
     recipe = build_recipe(options)
     key = build_key(NAME, checkpoint.identity, options, KEYED, library_versions(), recipe,

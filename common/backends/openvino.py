@@ -105,8 +105,7 @@ def build_recipe(options: BuildOptions) -> dict:
 
 def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cache: BuildCache,
           calibration: Optional[Calibration] = None) -> Runner:
-    offers(options.device, options.quantized
-           ).check(NAME, options)
+    offers(options.device, options.quantized).check(NAME, options)
     int8 = options.int8
     recipe = build_recipe(options)
     ir = "int8" if int8 else "float"  # fp32/bf16/fp16 share one IR: precision is chosen at compile
@@ -122,7 +121,7 @@ def build(checkpoint: Checkpoint, example: Batch, *, options: BuildOptions, cach
         lambda folder: _build(folder, export.folder / EXPORT_FILE, recipe,
                               calibration if int8 else None, options.min_agreement,
                               options.remainder, distilled))
-    float_precision = options.remainder if int8 else options.precision
+    float_precision = options.precision_of.floating  # INT8's remainder, or the float precision
     compiled = compile_ir(cached.folder / IR_FILE, float_precision)
     ran = inference_precision(compiled)
     label = f"int8+{ran}" if int8 else ran

@@ -110,15 +110,15 @@ def cpu_of(where: dict) -> dict:
     return {name: where[name] for name in cpu_identity()}
 
 
-def slice_here(manifest: dict, runner: Runner, reference: Runner,
-               calibration: Optional[Calibration], min_agreement: Optional[float]
-               ) -> Optional[dict]:
-    """A --min-agreement build executed on another CPU than its search scored on: the layers it
-    keeps in float are the build's, the arithmetic is this CPU's, so its validation slice (as
-    --build drew it) is scored again here, against PyTorch fp32, by the search's rule."""
+def slice_here(runner: Runner, reference: Runner, calibration: Optional[Calibration],
+               min_agreement: Optional[float]) -> Optional[dict]:
+    """A --min-agreement build executed on another CPU than its search scored on (the
+    calibration's record says which): the layers it keeps in float are the build's, the
+    arithmetic is this CPU's, so its validation slice (as --build drew it) is scored again here,
+    against PyTorch fp32, by the search's rule."""
     if (min_agreement is None or not runner.facts.get("accuracy_control")
             or calibration is None or calibration.validation is None
-            or cpu_of(manifest["built_on"]) == cpu_identity()):
+            or calibration.searched_on() == cpu_identity()):
         return None
     float_logits = fidelity.slice_logits(reference.predict, calibration.validation)
     figures = fidelity.scored(fidelity.slice_logits(runner.predict, calibration.validation),
@@ -178,7 +178,7 @@ def executed(cache: BuildCache, manifest: dict, runner: Runner, reference: Runne
     searched build's slice as scored here."""
     record = {"built_on": manifest["built_on"], "built_with": manifest["command"],
               "executed_on": host(), "loaded": _folders(cache, {None: runner})}
-    scored = slice_here(manifest, runner, reference, calibration, min_agreement)
+    scored = slice_here(runner, reference, calibration, min_agreement)
     if scored:
         record["slice_here"] = scored
     return record
